@@ -1,0 +1,49 @@
+"""Prefixed, time-ordered ids: ``wh_`` endpoint, ``evt_`` event, ``dlv_`` delivery, ``att_``
+attempt.
+
+The body is a ULID-like 26-character Crockford base32 string: 48 bits of milliseconds then 80
+random bits, so ids created later sort later (useful for newest-first lists and index locality).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Final
+
+ENDPOINT: Final = "wh"
+EVENT: Final = "evt"
+DELIVERY: Final = "dlv"
+ATTEMPT: Final = "att"
+
+PREFIXES: Final = frozenset({ENDPOINT, EVENT, DELIVERY, ATTEMPT})
+_ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_BODY_LENGTH: Final = 26
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, index = divmod(value, 32)
+        chars.append(_ALPHABET[index])
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str, *, now_ms: int | None = None) -> str:
+    """A new id with ``prefix`` (one of ``PREFIXES``)."""
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    value = (ms << 80) | secrets.randbits(80)
+    return f"{prefix}_{_encode(value, _BODY_LENGTH)}"
+
+
+def has_prefix(value: str, prefix: str) -> bool:
+    """Whether ``value`` looks like an id of kind ``prefix``."""
+    head, sep, body = value.partition("_")
+    return (
+        sep == "_"
+        and head == prefix
+        and len(body) == _BODY_LENGTH
+        and all(c in _ALPHABET for c in body)
+    )
