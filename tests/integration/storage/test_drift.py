@@ -1,0 +1,43 @@
+"""The models and the migrations describe the same schema, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hookline.storage.migrate import check_drift, upgrade
+
+
+async def test_a_database_at_head_matches_the_models(db_engine: AsyncEngine) -> None:
+    assert await check_drift(db_engine) == []
+
+
+async def test_a_missing_migration_is_reported_as_drift(empty_engine: AsyncEngine) -> None:
+    # Given a database migrated only to 0001 (no retry columns)
+    await upgrade(empty_engine, "0001")
+
+    # When it is compared with the models
+    diffs = await check_drift(empty_engine)
+
+    # Then exactly the two missing columns are reported
+    reported = sorted((kind, table, column.name) for kind, _schema, table, column in diffs)
+    assert reported == [
+        ("add_column", "deliveries", "round_start_attempt"),
+        ("add_column", "webhook_endpoints", "retry_config"),
+    ]
+
+
+async def test_an_index_the_models_lack_is_reported_as_drift(db_engine: AsyncEngine) -> None:
+    # Given a database at head with one extra index made by hand
+    async with db_engine.begin() as conn:
+        await conn.exec_driver_sql("CREATE INDEX ix_stray ON events (event_type)")
+    try:
+        # When it is compared with the models
+        diffs = await check_drift(db_engine)
+    finally:
+        # (the PostgreSQL database is shared by the session: leave its schema as it was)
+        async with db_engine.begin() as conn:
+            await conn.exec_driver_sql("DROP INDEX ix_stray")
+
+    # Then the index is reported, and nothing else
+    assert [(d[0], d[1].name) for d in diffs] == [("remove_index", "ix_stray")]
+    assert await check_drift(db_engine) == []
