@@ -2,7 +2,7 @@
 
 The queue holds *due times only*. The database is the source of truth for everything else
 (state, attempts, the version that stops two workers from recording the same attempt); a queue
-can be rebuilt from it, which is what the sweeper does with ``find_missing``.
+can be rebuilt from it, which is what the sweeper does with ``add_missing``.
 
 An id is, as far as the queue knows, in one of three places:
 
@@ -118,13 +118,15 @@ class DelayedQueue(Protocol):
         """
         ...
 
-    async def find_missing(self, delivery_ids: Sequence[str]) -> list[str]:
-        """The ids among ``delivery_ids`` that the queue holds neither as due nor in flight.
+    async def add_missing(self, items: Sequence[tuple[str, datetime]]) -> int:
+        """Make due, at its ``due_at``, every id the queue holds neither as due nor in flight.
 
-        The sweeper passes ids the database says should be queued and re-schedules the missing
-        ones (Redis lost its data, or a crash fell between commit and enqueue). Order follows
-        the input; duplicates in the input are reported once. A queue that *is* the database
-        (``SqlQueue``) never misses anything and returns ``[]``.
+        Returns how many ids it added. An id that is due keeps its due time; an id in flight keeps
+        its claim: check and add are one atomic step per id, so a claim taken a moment earlier is
+        never doubled (``schedule_many`` would end it). Used after a commit by publishers and by
+        the sweeper, which passes ids the database says should be queued (Redis lost its data, or
+        a crash fell between commit and enqueue). A queue that *is* the database (``SqlQueue``)
+        never misses anything and returns 0.
         """
         ...
 

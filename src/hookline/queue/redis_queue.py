@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any, Final, Self
+from typing import Final, Self
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,7 +24,7 @@ from hookline.errors import Unavailable
 from hookline.queue.base import require_aware, require_lease
 from hookline.queue.keys import QueueKeys
 
-FIND_MISSING_BATCH: Final = 1000  # ids per ZMSCORE call: keeps each reply small
+ADD_MISSING_BATCH: Final = 500  # pairs per add_missing script call: bounds one script run
 DEFAULT_CONNECT_TIMEOUT_S: Final = 5.0  # fail readiness fast instead of hanging a probe
 DEFAULT_SOCKET_TIMEOUT_S: Final = 10.0  # a script is ms of work: 10 s means Redis is gone
 
@@ -77,6 +77,7 @@ class RedisQueue:
         self._release = client.register_script(_script_source("release"))
         self._extend = client.register_script(_script_source("extend"))
         self._recover = client.register_script(_script_source("recover"))
+        self._add_missing = client.register_script(_script_source("add_missing"))
 
     @classmethod
     def from_url(
@@ -150,31 +151,17 @@ class RedisQueue:
             recovered: int = await self._recover(keys=self._key_pair, args=[now_ms, limit])
         return int(recovered)
 
-    async def find_missing(self, delivery_ids: Sequence[str]) -> list[str]:
-        unique = list(dict.fromkeys(delivery_ids))
-        if not unique:
-            return []
-        batches = [
-            unique[start : start + FIND_MISSING_BATCH]
-            for start in range(0, len(unique), FIND_MISSING_BATCH)
-        ]
-        with _mapped_errors("find missing"):
-            async with self._client.pipeline(transaction=False) as pipe:
-                for batch in batches:
-                    pipe.zmscore(self._keys.due, batch)
-                    pipe.zmscore(self._keys.inflight, batch)
-                replies: list[list[Any]] = await pipe.execute()
-        missing: list[str] = []
-        for index, batch in enumerate(batches):
-            due_scores, inflight_scores = replies[2 * index], replies[2 * index + 1]
-            missing.extend(
-                delivery_id
-                for delivery_id, due, inflight in zip(
-                    batch, due_scores, inflight_scores, strict=True
-                )
-                if due is None and inflight is None
-            )
-        return missing
+    async def add_missing(self, items: Sequence[tuple[str, datetime]]) -> int:
+        if not items:
+            return 0
+        added = 0
+        with _mapped_errors("add missing"):
+            for start in range(0, len(items), ADD_MISSING_BATCH):
+                args: list[str | int] = []
+                for delivery_id, due_at in items[start : start + ADD_MISSING_BATCH]:
+                    args += [to_ms(due_at), delivery_id]
+                added += int(await self._add_missing(keys=self._key_pair, args=args))
+        return added
 
     async def depth(self) -> int:
         with _mapped_errors("depth"):

@@ -7,7 +7,7 @@
     AND (lease_until IS NULL OR lease_until <= now)
 
 so an expired lease is claimable at once (``recover_expired`` only tidies it up), and the queue
-can never disagree with the database: ``find_missing`` has nothing to find. Due deliveries are
+can never disagree with the database: ``add_missing`` has nothing to add. Due deliveries are
 found through the ``(state, next_attempt_at)`` index.
 
 Claims are one ``UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING id`` statement. On
@@ -171,8 +171,8 @@ class SqlQueue:
             async with self._claim_lock, self._engine.begin() as conn:
                 return len((await conn.execute(statement)).all())
 
-    async def find_missing(self, delivery_ids: Sequence[str]) -> list[str]:
-        return []  # the table is the queue: a delivery row cannot be missing from itself
+    async def add_missing(self, items: Sequence[tuple[str, datetime]]) -> int:
+        return 0  # the table is the queue: a committed delivery row cannot be missing from it
 
     async def depth(self) -> int:
         t = _DELIVERIES

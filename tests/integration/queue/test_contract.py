@@ -380,7 +380,7 @@ async def test_schedule_many_sets_every_due_time_in_one_call(
 # --- inspection -------------------------------------------------------------------------------
 
 
-async def test_find_missing_names_ids_the_queue_holds_neither_due_nor_in_flight(
+async def test_add_missing_adds_only_ids_the_queue_holds_neither_due_nor_in_flight(
     backend: Backend, queue: DelayedQueue, clock: ManualClock
 ) -> None:
     now = clock.now()
@@ -388,10 +388,16 @@ async def test_find_missing_names_ids_the_queue_holds_neither_due_nor_in_flight(
     assert await queue.get_due_retries(now=now, limit=10, lease_s=LEASE_S) == [claimed]
     (lost,) = await backend.add([now], now=now, schedule=False)  # a crash before enqueue
 
-    missing = await queue.find_missing([due, claimed, lost, lost])
+    added = await queue.add_missing([(due, now), (claimed, now), (lost, now), (lost, now)])
 
     # Redis holds its own index and can lose ids; the SQL queue is the table and cannot.
-    assert missing == ([lost] if backend.holds_its_own_index else [])
+    assert added == (1 if backend.holds_its_own_index else 0)
+    # the lost id is due now; the due one kept its time; the claim was not doubled
+    later = now + seconds(1)
+    assert await queue.get_due_retries(now=later, limit=10, lease_s=LEASE_S) == [lost]
+    assert await queue.depth() == 3
+    at_its_time = await queue.get_due_retries(now=now + seconds(60), limit=10, lease_s=LEASE_S)
+    assert due in at_its_time
 
 
 async def test_depth_counts_due_and_in_flight_ids(
@@ -427,7 +433,7 @@ async def test_empty_batches_do_nothing(
     await queue.complete_retry([])
     await queue.release([], due_at=now)
 
-    assert await queue.find_missing([]) == []
+    assert await queue.add_missing([]) == 0
     assert await queue.depth() == 0
 
 

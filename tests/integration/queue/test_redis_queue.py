@@ -98,23 +98,26 @@ def test_to_ms_counts_whole_milliseconds_since_the_epoch_and_refuses_naive_times
 async def test_batches_larger_than_a_script_chunk_move_every_id(
     queue: RedisQueue, redis_client: aioredis.Redis
 ) -> None:
-    # 2,345 ids: several of the scripts' 1,000-argument chunks and of find_missing's batches.
+    # 2,345 ids: several of the scripts' 1,000-argument chunks and of add_missing's batches.
     ids = [f"dlv_{n:05d}" for n in range(2345)]
     await queue.schedule_many([(i, T0 + timedelta(milliseconds=n)) for n, i in enumerate(ids)])
 
     assert await redis_client.zcard(queue.keys.due) == 2345
-    assert await queue.find_missing([*ids, "dlv_absent"]) == ["dlv_absent"]
+    # every id is already due, only the absent one is added (due after all the others)
+    late = T0 + timedelta(seconds=3)
+    assert await queue.add_missing([(i, late) for i in [*ids, "dlv_absent"]]) == 1
+    ids.append("dlv_absent")
 
     claimed = await queue.get_due_retries(now=T0 + timedelta(hours=1), limit=5000, lease_s=60)
 
     assert claimed == ids
     assert await redis_client.zcard(queue.keys.due) == 0
-    assert await redis_client.zcard(queue.keys.inflight) == 2345
+    assert await redis_client.zcard(queue.keys.inflight) == 2346
 
     recovered = await queue.recover_expired(now=T0 + timedelta(hours=2), limit=5000)
 
-    assert recovered == 2345
-    assert await redis_client.zcard(queue.keys.due) == 2345
+    assert recovered == 2346
+    assert await redis_client.zcard(queue.keys.due) == 2346
     assert await redis_client.zcard(queue.keys.inflight) == 0
 
 
@@ -126,7 +129,7 @@ async def test_a_client_that_decodes_responses_gets_the_same_ids(
     try:
         await queue.schedule_retry("dlv_text", due_at=T0)
         assert await queue.get_due_retries(now=T0, limit=1, lease_s=5) == ["dlv_text"]
-        assert await queue.find_missing(["dlv_text", "dlv_other"]) == ["dlv_other"]
+        assert await queue.add_missing([("dlv_text", T0), ("dlv_other", T0)]) == 1
     finally:
         await client.aclose()
 
@@ -148,7 +151,7 @@ async def test_every_operation_maps_a_lost_connection_to_unavailable(
     with pytest.raises(Unavailable):
         await unreachable.complete_retry(["dlv_a"])
     with pytest.raises(Unavailable):
-        await unreachable.find_missing(["dlv_a"])
+        await unreachable.add_missing([("dlv_a", T0)])
     with pytest.raises(Unavailable):
         await unreachable.depth()
 
