@@ -1,0 +1,131 @@
+"""The composition root: ``open_runtime(settings, clock)`` builds the object graph once.
+
+It picks the adapters the settings ask for (SQLite or PostgreSQL, SQL or Redis queue) and hands
+the same graph to the API, the worker and the sweeper. Nothing else constructs engines, clients or
+services, so tests can build a runtime on a ``ManualClock`` and real servers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hookline import __version__
+from hookline.clock import Clock, SystemClock
+from hookline.observability.metrics import Metrics
+from hookline.queue.base import DelayedQueue
+from hookline.queue.redis_queue import RedisQueue
+from hookline.queue.sql_queue import SqlQueue
+from hookline.sender.client import Sender
+from hookline.service.dead_letters import DeadLetterService
+from hookline.service.delivery import DeliveryService
+from hookline.service.endpoints import EndpointService
+from hookline.service.events import EventService
+from hookline.service.queries import DeliveryQueries
+from hookline.settings import QueueBackend, Settings
+from hookline.storage import migrate as migrations
+from hookline.storage.db import create_engine, create_session_factory
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a process needs, built once and closed once."""
+
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    queue: DelayedQueue
+    sender: Sender
+    metrics: Metrics
+    api_tokens: tuple[str, ...]
+    endpoints: EndpointService
+    queries: DeliveryQueries
+    events: EventService
+    dead_letters: DeadLetterService
+    delivery: DeliveryService
+
+
+def build_queue(settings: Settings, engine: AsyncEngine) -> DelayedQueue:
+    """The queue the settings ask for."""
+    if settings.effective_queue_backend is QueueBackend.REDIS:
+        assert settings.redis_url is not None  # Settings validated it
+        return RedisQueue.from_url(settings.redis_url, prefix=settings.redis_key_prefix)
+    return SqlQueue(engine)
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    migrate: bool = False,
+    api_tokens: tuple[str, ...] = (),
+    metrics: Metrics | None = None,
+    rng: random.Random | None = None,
+    sender: Sender | None = None,
+) -> AsyncIterator[Runtime]:
+    """Build the graph for ``settings``; with ``migrate`` bring the schema to head first.
+
+    ``api_tokens`` defaults to ``settings.api_tokens``; ``sender`` may be replaced by tests (for
+    instance one with an injected resolver). The sender is started here and closed on exit.
+    """
+    clock = clock or SystemClock()
+    metrics = metrics or Metrics()
+    async with AsyncExitStack() as stack:
+        engine = create_engine(
+            settings.effective_database_url, pool_size=settings.database_pool_size
+        )
+        stack.push_async_callback(engine.dispose)
+        if migrate:
+            await migrations.upgrade(engine)
+        sessions = create_session_factory(engine)
+        queue = build_queue(settings, engine)
+        stack.push_async_callback(queue.close)
+        if sender is None:
+            sender = Sender(
+                connect_timeout_s=settings.delivery_connect_timeout_s,
+                total_timeout_s=settings.delivery_timeout_s,
+                allowed_networks=settings.allowed_networks,
+                user_agent=f"hookline/{__version__}",
+                clock=clock,
+                max_connections=settings.worker_concurrency,
+            )
+        await sender.start()
+        stack.push_async_callback(sender.close)
+        yield Runtime(
+            settings=settings,
+            clock=clock,
+            engine=engine,
+            sessions=sessions,
+            queue=queue,
+            sender=sender,
+            metrics=metrics,
+            api_tokens=api_tokens or tuple(settings.api_tokens),
+            endpoints=EndpointService(
+                sessions=sessions, queue=queue, clock=clock, settings=settings
+            ),
+            queries=DeliveryQueries(sessions=sessions),
+            events=EventService(
+                sessions=sessions,
+                queue=queue,
+                clock=clock,
+                metrics=metrics,
+                max_payload_bytes=settings.max_payload_bytes,
+                queue_max_size=settings.retry_queue_max_size,
+            ),
+            dead_letters=DeadLetterService(sessions=sessions, queue=queue, clock=clock),
+            delivery=DeliveryService(
+                sessions=sessions,
+                queue=queue,
+                sender=sender,
+                clock=clock,
+                metrics=metrics,
+                failure_disable_window_s=settings.failure_disable_window_s,
+                rng=rng,
+            ),
+        )

@@ -1,0 +1,103 @@
+"""``DeadLetterService``: send failed (or cancelled) deliveries again, one or in bulk.
+
+Re-queued deliveries reach the queue through ``add_missing``: on the SQL queue a worker may claim
+one the moment it is committed, and that claim must not be ended by a second enqueue.
+
+A re-send keeps the event id, so subscribers see the same ``webhook-id`` and can deduplicate; it
+starts a fresh round of retries (budget and window) while the attempt counter keeps counting.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hookline.clock import Clock
+from hookline.errors import Conflict, NotFound
+from hookline.observability.logging import get_logger
+from hookline.queue.base import DelayedQueue
+from hookline.storage.models import Delivery
+from hookline.storage.repositories import deliveries as repo
+
+log = get_logger("hookline.dead_letters")
+
+REPLAY_CHUNK: Final = 1000
+"""Deliveries re-queued per transaction in a bulk replay: bounds memory and lock time."""
+RETRYABLE_BY_HAND: Final = ("failed", "cancelled")
+
+
+class DeadLetterService:
+    """Manual retry of one delivery and bulk replay of dead letters."""
+
+    def __init__(
+        self, *, sessions: async_sessionmaker[AsyncSession], queue: DelayedQueue, clock: Clock
+    ) -> None:
+        self._sessions = sessions
+        self._queue = queue
+        self._clock = clock
+
+    async def retry_delivery(self, *, delivery_id: str) -> Delivery:
+        """Put a ``failed`` or ``cancelled`` delivery back to ``pending``, due now.
+
+        Raises ``NotFound`` for an unknown id and ``Conflict`` for any other state, or when its
+        endpoint is disabled or deleted (enable it first: it would only be cancelled again).
+        """
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            delivery = await repo.get_delivery(session, delivery_id=delivery_id)
+            if delivery is None:
+                raise NotFound("delivery", delivery_id)
+            if delivery.state not in RETRYABLE_BY_HAND:
+                raise Conflict(
+                    f"delivery {delivery_id} is {delivery.state}; only failed or cancelled "
+                    "deliveries can be retried"
+                )
+            endpoint = await repo.get_endpoint(session, endpoint_id=delivery.endpoint_id)
+            if endpoint is None or endpoint.deleted_at is not None or endpoint.status != "active":
+                raise Conflict(
+                    f"webhook {delivery.endpoint_id} is disabled or deleted; enable it first"
+                )
+            requeued = await repo.requeue(
+                session, now=now, states=RETRYABLE_BY_HAND, delivery_ids=[delivery_id]
+            )
+            if not requeued:  # changed under us between the read and the update
+                raise Conflict(f"delivery {delivery_id} changed state; try again")
+            await session.refresh(delivery)
+        await self._queue.add_missing([(delivery_id, now)])
+        log.info("delivery.manual_retry", delivery_id=delivery_id)
+        return delivery
+
+    async def replay(self, *, endpoint_id: str | None = None, since: datetime | None = None) -> int:
+        """Re-queue every dead letter (``failed``), optionally of one endpoint and finished
+        since a time, whose endpoint is active; returns how many. Works in bounded chunks.
+
+        Only deliveries that were dead when the replay began are taken, so a delivery that fails
+        again while a long replay runs is not picked up twice.
+        """
+        started = self._clock.now()
+        if endpoint_id is not None:
+            async with self._sessions() as session:
+                if await repo.get_endpoint(session, endpoint_id=endpoint_id) is None:
+                    raise NotFound("webhook", endpoint_id)
+        total = 0
+        while True:
+            now = self._clock.now()
+            async with self._sessions.begin() as session:
+                ids = await repo.requeue(
+                    session,
+                    now=now,
+                    states=("failed",),
+                    endpoint_id=endpoint_id,
+                    completed_since=since,
+                    completed_before=started,
+                    only_active_endpoints=True,
+                    limit=REPLAY_CHUNK,
+                )
+            if not ids:
+                break
+            await self._queue.add_missing([(delivery_id, now) for delivery_id in ids])
+            total += len(ids)
+        log.info("dead_letters.replayed", endpoint_id=endpoint_id, count=total)
+        return total

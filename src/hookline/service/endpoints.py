@@ -1,0 +1,360 @@
+"""``EndpointService``: the life of a webhook endpoint, one transaction per use case.
+
+Owns creating, changing and (soft) deleting endpoints, their retry config, their signing secret
+and its rotation, disabling and re-enabling them by hand, and their 24-hour figures. Deleting or
+disabling an endpoint cancels its queued (``pending``/``retrying``) deliveries in the same
+transaction; re-enabling can put the ones the disable cancelled back in the queue. A deleted
+endpoint is ``NotFound`` everywhere, like one that never existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final, Literal, TypedDict
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hookline import ids
+from hookline.clock import Clock
+from hookline.domain.retry_config import RetryConfig
+from hookline.domain.schedule import RetrySchedule, plan_schedule
+from hookline.domain.signing import generate_secret, validate_secret
+from hookline.domain.states import DeliveryState, DisabledReason, EndpointStatus
+from hookline.errors import Conflict, NotFound
+from hookline.observability.logging import get_logger
+from hookline.queue.base import DelayedQueue
+from hookline.service.delivery import effective_retry_config
+from hookline.service.pagination import Page, decode_cursor, page_of
+from hookline.settings import Settings
+from hookline.storage.models import Endpoint
+from hookline.storage.repositories import deliveries as deliveries_repo
+from hookline.storage.repositories import endpoints as repo
+
+log = get_logger("hookline.endpoints")
+
+STATS_WINDOW_S: Final = 24 * 3600.0
+"""The window ``stats`` reports on: the last 24 hours."""
+ENDPOINT_DELETED: Final = "endpoint_deleted"
+"""``last_error`` of deliveries cancelled because their endpoint was deleted."""
+
+RetryConfigSource = Literal["default", "custom"]
+
+
+class EndpointChanges(TypedDict, total=False):
+    """The fields a PATCH may change; absent keys stay as they are."""
+
+    url: str
+    description: str
+    event_types: list[str]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRetryConfig:
+    """The config the engine uses for an endpoint, and whether it is its own or the defaults."""
+
+    config: RetryConfig
+    source: RetryConfigSource
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSecret:
+    """The signing secret, and until when the previous one still signs (None: it no longer does)."""
+
+    secret: str
+    previous_secret_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStats:
+    """One endpoint's last ``window_s`` seconds: deliveries created then, by state, and attempts.
+
+    ``success_rate`` is succeeded attempts over all attempts (None when there were none).
+    """
+
+    endpoint_id: str
+    window_s: float
+    since: datetime
+    until: datetime
+    deliveries: dict[str, int]
+    attempts_total: int
+    attempts_succeeded: int
+
+    @property
+    def attempts_failed(self) -> int:
+        return self.attempts_total - self.attempts_succeeded
+
+    @property
+    def success_rate(self) -> float | None:
+        if self.attempts_total == 0:
+            return None
+        return self.attempts_succeeded / self.attempts_total
+
+
+def retry_config_of(endpoint: Endpoint) -> EffectiveRetryConfig:
+    """The endpoint's effective retry config with its source."""
+    source: RetryConfigSource = "default" if endpoint.retry_config is None else "custom"
+    return EffectiveRetryConfig(config=effective_retry_config(endpoint), source=source)
+
+
+def _endpoint_id(row: Endpoint) -> str:
+    return row.id
+
+
+class EndpointService:
+    """Endpoint use cases over the database (and the queue, for re-queued deliveries)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        queue: DelayedQueue,
+        clock: Clock,
+        settings: Settings,
+    ) -> None:
+        self._sessions = sessions
+        self._queue = queue
+        self._clock = clock
+        self._settings = settings
+
+    async def create(
+        self,
+        *,
+        url: str,
+        description: str = "",
+        event_types: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+        secret: str | None = None,
+        retry_config: RetryConfig | None = None,
+    ) -> Endpoint:
+        """A new active endpoint; a secret is generated when none is given (``ValueError`` for
+        a malformed one). ``retry_config`` None means the defaults."""
+        now = self._clock.now()
+        endpoint = Endpoint(
+            id=ids.new_id(ids.ENDPOINT, now_ms=_ms(now)),
+            url=url,
+            description=description,
+            event_types=list(event_types),
+            headers=dict(headers or {}),
+            secret=validate_secret(secret) if secret is not None else generate_secret(),
+            previous_secret=None,
+            previous_secret_expires_at=None,
+            status=EndpointStatus.ACTIVE.value,
+            disabled_reason=None,
+            disabled_at=None,
+            retry_config=_stored(retry_config),
+            failing_since=None,
+            last_success_at=None,
+            created_at=now,
+            updated_at=now,
+            deleted_at=None,
+        )
+        async with self._sessions.begin() as session:
+            repo.add_endpoint(session, endpoint=endpoint)
+        log.info("endpoint.created", endpoint_id=endpoint.id)
+        return endpoint
+
+    async def list_endpoints(
+        self, *, status: str | None = None, limit: int, cursor: str | None = None
+    ) -> Page[Endpoint]:
+        """Live endpoints, newest first; ``InvalidCursor`` (a ``ValueError``) for a bad cursor."""
+        before_id = decode_cursor(cursor, prefix=ids.ENDPOINT)
+        async with self._sessions() as session:
+            rows = await repo.list_endpoints(
+                session, status=status, before_id=before_id, limit=limit + 1
+            )
+        return page_of(rows, limit=limit, id_of=_endpoint_id)
+
+    async def get(self, *, endpoint_id: str) -> Endpoint:
+        """The endpoint; ``NotFound`` if unknown or deleted."""
+        async with self._sessions() as session:
+            return await _load(session, endpoint_id)
+
+    async def update(self, *, endpoint_id: str, changes: EndpointChanges) -> Endpoint:
+        """Apply a PATCH: only the keys present in ``changes`` change."""
+        async with self._sessions.begin() as session:
+            endpoint = await _load(session, endpoint_id, for_update=True)
+            if "url" in changes:
+                endpoint.url = changes["url"]
+            if "description" in changes:
+                endpoint.description = changes["description"]
+            if "event_types" in changes:
+                endpoint.event_types = list(changes["event_types"])
+            if "headers" in changes:
+                endpoint.headers = dict(changes["headers"])
+            endpoint.updated_at = self._clock.now()
+        return endpoint
+
+    async def delete(self, *, endpoint_id: str) -> None:
+        """Soft-delete the endpoint and cancel its queued deliveries."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            endpoint = await _load(session, endpoint_id, for_update=True)
+            endpoint.deleted_at = now
+            endpoint.updated_at = now
+            cancelled = await deliveries_repo.cancel_deliveries(
+                session, now=now, reason=ENDPOINT_DELETED, endpoint_id=endpoint_id
+            )
+        log.info("endpoint.deleted", endpoint_id=endpoint_id, cancelled=len(cancelled))
+
+    async def get_retry_config(self, *, endpoint_id: str) -> EffectiveRetryConfig:
+        """The effective retry config and whether it is the endpoint's own."""
+        return retry_config_of(await self.get(endpoint_id=endpoint_id))
+
+    async def set_retry_config(
+        self, *, endpoint_id: str, config: RetryConfig | None
+    ) -> EffectiveRetryConfig:
+        """Replace the endpoint's retry config; None goes back to the defaults.
+
+        Deliveries already waiting keep their due time; the new config decides from their next
+        attempt on.
+        """
+        async with self._sessions.begin() as session:
+            endpoint = await _load(session, endpoint_id, for_update=True)
+            endpoint.retry_config = _stored(config)
+            endpoint.updated_at = self._clock.now()
+        return retry_config_of(endpoint)
+
+    async def get_retry_schedule(self, *, endpoint_id: str) -> RetrySchedule:
+        """The planned retry timeline of the endpoint's effective config."""
+        effective = await self.get_retry_config(endpoint_id=endpoint_id)
+        return plan_schedule(effective.config)
+
+    async def disable(
+        self, *, endpoint_id: str, reason: DisabledReason = DisabledReason.MANUAL
+    ) -> Endpoint:
+        """Disable the endpoint and cancel its queued deliveries (``last_error``
+        ``endpoint_disabled``). An endpoint already disabled is returned unchanged."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            endpoint = await _load(session, endpoint_id, for_update=True)
+            if endpoint.status == EndpointStatus.DISABLED:
+                return endpoint
+            endpoint.status = EndpointStatus.DISABLED.value
+            endpoint.disabled_reason = DisabledReason(reason).value
+            endpoint.disabled_at = now
+            endpoint.updated_at = now
+            await session.flush()
+            cancelled = await deliveries_repo.cancel_deliveries(
+                session,
+                now=now,
+                reason=deliveries_repo.ENDPOINT_DISABLED,
+                endpoint_id=endpoint_id,
+            )
+        log.info(
+            "endpoint.disabled", endpoint_id=endpoint_id, reason=reason, cancelled=len(cancelled)
+        )
+        return endpoint
+
+    async def enable(self, *, endpoint_id: str, replay_cancelled: bool = False) -> Endpoint:
+        """Make the endpoint active again and clear its failure record.
+
+        With ``replay_cancelled``, the deliveries its disable cancelled (``cancelled``,
+        ``last_error`` ``endpoint_disabled``, finished at or after ``disabled_at``) go back to
+        ``pending``, due now, with a fresh retry round. An active endpoint is returned unchanged.
+        """
+        now = self._clock.now()
+        replayed: list[str] = []
+        async with self._sessions.begin() as session:
+            endpoint = await _load(session, endpoint_id, for_update=True)
+            if endpoint.status == EndpointStatus.ACTIVE:
+                return endpoint
+            disabled_at = endpoint.disabled_at
+            endpoint.status = EndpointStatus.ACTIVE.value
+            endpoint.disabled_reason = None
+            endpoint.disabled_at = None
+            endpoint.failing_since = None
+            endpoint.updated_at = now
+            await session.flush()
+            if replay_cancelled and disabled_at is not None:
+                replayed = await deliveries_repo.requeue(
+                    session,
+                    now=now,
+                    states=(DeliveryState.CANCELLED.value,),
+                    endpoint_id=endpoint_id,
+                    completed_since=disabled_at,
+                    last_error=deliveries_repo.ENDPOINT_DISABLED,
+                )
+        if replayed:
+            # Committed first: if this fails, the sweeper finds them due in SQL.
+            await self._queue.add_missing([(delivery_id, now) for delivery_id in replayed])
+        log.info("endpoint.enabled", endpoint_id=endpoint_id, replayed=len(replayed))
+        return endpoint
+
+    async def get_secret(self, *, endpoint_id: str) -> EndpointSecret:
+        """The current signing secret."""
+        return self._secret_of(await self.get(endpoint_id=endpoint_id))
+
+    async def rotate_secret(
+        self, *, endpoint_id: str, new_secret: str | None = None
+    ) -> EndpointSecret:
+        """Replace the secret (generated when None; ``ValueError`` for a malformed one).
+
+        The old one keeps signing beside the new one for ``SECRET_ROTATION_GRACE`` seconds, so
+        receivers can switch without dropping a delivery. ``Conflict`` if ``new_secret`` is the
+        current one.
+        """
+        secret = validate_secret(new_secret) if new_secret is not None else generate_secret()
+        now = self._clock.now()
+        grace_s = self._settings.secret_rotation_grace_s
+        async with self._sessions.begin() as session:
+            endpoint = await _load(session, endpoint_id, for_update=True)
+            if secret == endpoint.secret:
+                raise Conflict("the new secret is the current one")
+            endpoint.previous_secret = endpoint.secret if grace_s > 0 else None
+            endpoint.previous_secret_expires_at = (
+                now + timedelta(seconds=grace_s) if grace_s > 0 else None
+            )
+            endpoint.secret = secret
+            endpoint.updated_at = now
+        log.info("endpoint.secret_rotated", endpoint_id=endpoint_id, grace_s=grace_s)
+        return self._secret_of(endpoint)
+
+    async def stats(self, *, endpoint_id: str) -> EndpointStats:
+        """Deliveries by state and attempts of the last 24 hours."""
+        until = self._clock.now()
+        since = until - timedelta(seconds=STATS_WINDOW_S)
+        async with self._sessions() as session:
+            await _load(session, endpoint_id)
+            counts = await repo.delivery_state_counts(
+                session, endpoint_id=endpoint_id, created_since=since
+            )
+            attempts = await repo.attempt_counts(
+                session, endpoint_id=endpoint_id, started_since=since
+            )
+        return EndpointStats(
+            endpoint_id=endpoint_id,
+            window_s=STATS_WINDOW_S,
+            since=since,
+            until=until,
+            deliveries={state.value: counts.get(state.value, 0) for state in DeliveryState},
+            attempts_total=attempts.total,
+            attempts_succeeded=attempts.succeeded,
+        )
+
+    def _secret_of(self, endpoint: Endpoint) -> EndpointSecret:
+        expires = endpoint.previous_secret_expires_at
+        still_signing = endpoint.previous_secret is not None and expires is not None
+        if still_signing and expires is not None and expires <= self._clock.now():
+            still_signing = False
+        return EndpointSecret(
+            secret=endpoint.secret,
+            previous_secret_expires_at=expires if still_signing else None,
+        )
+
+
+async def _load(session: AsyncSession, endpoint_id: str, *, for_update: bool = False) -> Endpoint:
+    endpoint = await repo.get_endpoint(session, endpoint_id=endpoint_id, for_update=for_update)
+    if endpoint is None:
+        raise NotFound("webhook", endpoint_id)
+    return endpoint
+
+
+def _stored(config: RetryConfig | None) -> dict[str, object] | None:
+    return None if config is None else config.model_dump(mode="json")
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)

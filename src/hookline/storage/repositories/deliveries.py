@@ -1,0 +1,301 @@
+"""SQL of the delivery engine: load a batch for attempting, mark it, settle it, cancel, re-queue.
+
+Batch-shaped on purpose: one statement per batch where the database allows it, one statement per
+row only where each row gets different values (the settle), always inside the caller's single
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint, Event
+
+QUEUED_STATES = ("pending", "retrying")
+CLAIMABLE_STATES = ("pending", "retrying", "delivering")
+ENDPOINT_DISABLED = "endpoint_disabled"
+"""``last_error`` of deliveries cancelled because their endpoint was disabled or deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """A delivery with what an attempt needs: its event's payload and its endpoint."""
+
+    delivery: Delivery
+    event_id: str
+    payload: str
+    endpoint: Endpoint
+
+
+async def load_for_attempt(
+    session: AsyncSession, *, delivery_ids: Sequence[str]
+) -> list[AttemptRow]:
+    """The deliveries among ``delivery_ids`` that exist, with payload and endpoint, in id order."""
+    if not delivery_ids:
+        return []
+    rows = await session.execute(
+        select(Delivery, Event.id, Event.payload, Endpoint)
+        .join(Event, Event.id == Delivery.event_id)
+        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
+        .where(Delivery.id.in_(delivery_ids))
+        .order_by(Delivery.id)
+    )
+    return [AttemptRow(d, event_id, payload, e) for d, event_id, payload, e in rows.tuples()]
+
+
+async def mark_delivering(
+    session: AsyncSession, *, delivery_ids: Sequence[str], now: datetime
+) -> dict[str, int]:
+    """Move due, claimable deliveries to ``delivering``; returns ``{id: new version}``.
+
+    One statement for the batch. An id missing from the answer was changed by someone else
+    since it was loaded (or is no longer due): the caller must not attempt it.
+    """
+    if not delivery_ids:
+        return {}
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(delivery_ids),
+            Delivery.state.in_(CLAIMABLE_STATES),
+            Delivery.next_attempt_at <= now,
+        )
+        .values(
+            state="delivering",
+            version=Delivery.version + 1,
+            updated_at=now,
+            first_attempt_at=func.coalesce(Delivery.first_attempt_at, now),
+        )
+        .returning(Delivery.id, Delivery.version)
+        .execution_options(synchronize_session=False)
+    )
+    return dict(result.tuples().all())
+
+
+async def settle_delivery(
+    session: AsyncSession, *, delivery_id: str, version: int, values: dict[str, Any]
+) -> bool:
+    """Write one delivery's outcome if nobody changed it since ``version``; True if written."""
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.version == version)
+        .values(**values, version=Delivery.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def insert_attempts(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert attempt records in one executemany."""
+    if rows:
+        await session.execute(insert(DeliveryAttempt), list(rows))
+
+
+async def cancel_deliveries(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    reason: str,
+    delivery_ids: Sequence[str] | None = None,
+    endpoint_id: str | None = None,
+    states: Sequence[str] = QUEUED_STATES,
+) -> list[str]:
+    """Cancel deliveries by id or by endpoint that are in ``states``; returns the ids cancelled."""
+    conditions: list[ColumnElement[bool]] = [Delivery.state.in_(states)]
+    if delivery_ids is not None:
+        conditions.append(Delivery.id.in_(delivery_ids))
+    if endpoint_id is not None:
+        conditions.append(Delivery.endpoint_id == endpoint_id)
+    result = await session.execute(
+        update(Delivery)
+        .where(*conditions)
+        .values(
+            state="cancelled",
+            next_attempt_at=None,
+            lease_until=None,
+            completed_at=now,
+            updated_at=now,
+            last_error=reason,
+            version=Delivery.version + 1,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars())
+
+
+async def requeue(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    states: Sequence[str],
+    delivery_ids: Sequence[str] | None = None,
+    endpoint_id: str | None = None,
+    completed_since: datetime | None = None,
+    completed_before: datetime | None = None,
+    last_error: str | None = None,
+    only_active_endpoints: bool = False,
+    limit: int | None = None,
+) -> list[str]:
+    """Put finished deliveries back to ``pending``, due now, as a fresh round of retries.
+
+    The attempt counter keeps counting; ``round_start_attempt`` remembers where this round began
+    so the retry budget and the window (``first_attempt_at`` cleared) start again.
+    """
+    conditions: list[ColumnElement[bool]] = [Delivery.state.in_(states)]
+    if delivery_ids is not None:
+        conditions.append(Delivery.id.in_(delivery_ids))
+    if endpoint_id is not None:
+        conditions.append(Delivery.endpoint_id == endpoint_id)
+    if completed_since is not None:
+        conditions.append(Delivery.completed_at >= completed_since)
+    if completed_before is not None:
+        conditions.append(Delivery.completed_at <= completed_before)
+    if last_error is not None:
+        conditions.append(Delivery.last_error == last_error)
+    if only_active_endpoints:
+        conditions.append(
+            exists().where(
+                Endpoint.id == Delivery.endpoint_id,
+                Endpoint.status == "active",
+                Endpoint.deleted_at.is_(None),
+            )
+        )
+    chosen = select(Delivery.id).where(and_(*conditions)).order_by(Delivery.id)
+    if limit is not None:
+        chosen = chosen.limit(limit)
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(chosen.scalar_subquery()))
+        .values(
+            state="pending",
+            next_attempt_at=now,
+            lease_until=None,
+            completed_at=None,
+            first_attempt_at=None,
+            round_start_attempt=Delivery.attempt_number,
+            updated_at=now,
+            version=Delivery.version + 1,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars())
+
+
+async def record_endpoint_results(
+    session: AsyncSession,
+    *,
+    endpoint_id: str,
+    last_success_at: datetime | None,
+    first_failure_at: datetime | None,
+) -> datetime | None:
+    """Fold a batch's attempts into the endpoint's health; returns its ``failing_since`` after.
+
+    ``last_success_at``: the latest success in the batch (None if none); ``first_failure_at``:
+    the earliest failure after that success (or in the batch, when there was none). A failure
+    keeps an existing ``failing_since`` (``COALESCE`` in SQL, so concurrent workers agree).
+    """
+    values: dict[str, Any] = {}
+    if last_success_at is not None:
+        values["last_success_at"] = last_success_at
+        values["failing_since"] = first_failure_at
+    elif first_failure_at is not None:
+        values["failing_since"] = func.coalesce(Endpoint.failing_since, first_failure_at)
+    if not values:
+        found = await session.execute(
+            select(Endpoint.failing_since).where(Endpoint.id == endpoint_id)
+        )
+        return found.scalar_one_or_none()
+    result = await session.execute(
+        update(Endpoint)
+        .where(Endpoint.id == endpoint_id)
+        .values(**values)
+        .returning(Endpoint.failing_since)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none()
+
+
+async def disable_endpoint(
+    session: AsyncSession,
+    *,
+    endpoint_id: str,
+    reason: str,
+    now: datetime,
+) -> bool:
+    """Disable an endpoint if it is active; True if this call disabled it.
+
+    One conditional statement, so two workers deciding at once disable it once.
+    """
+    conditions = [Endpoint.id == endpoint_id, Endpoint.status == "active"]
+    result = await session.execute(
+        update(Endpoint)
+        .where(*conditions)
+        .values(status="disabled", disabled_reason=reason, disabled_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def queued_ids(
+    session: AsyncSession, *, due_before: datetime, after_id: str | None, limit: int
+) -> list[tuple[str, datetime]]:
+    """``(id, next_attempt_at)`` of deliveries that belong in the queue, due before then.
+
+    Keyset-paged by id so the sweeper walks a large table in bounded chunks.
+    """
+    query = select(Delivery.id, Delivery.next_attempt_at).where(
+        Delivery.state.in_(CLAIMABLE_STATES), Delivery.next_attempt_at <= due_before
+    )
+    if after_id is not None:
+        query = query.where(Delivery.id > after_id)
+    result = await session.execute(query.order_by(Delivery.id).limit(limit))
+    return [(delivery_id, due) for delivery_id, due in result.tuples() if due is not None]
+
+
+async def prune_succeeded(session: AsyncSession, *, completed_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` succeeded deliveries (and their attempts) finished before then."""
+    chosen = (
+        select(Delivery.id)
+        .where(Delivery.state == "succeeded", Delivery.completed_at < completed_before)
+        .limit(limit)
+    )
+    ids = list((await session.execute(chosen)).scalars())
+    if not ids:
+        return 0
+    await session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+    await session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
+    return len(ids)
+
+
+async def prune_orphan_events(
+    session: AsyncSession, *, created_before: datetime, limit: int
+) -> int:
+    """Delete up to ``limit`` events older than the cutoff that no delivery refers to any more."""
+    chosen = (
+        select(Event.id)
+        .where(
+            Event.created_at < created_before,
+            ~exists().where(Delivery.event_id == Event.id),
+        )
+        .limit(limit)
+    )
+    ids = list((await session.execute(chosen)).scalars())
+    if ids:
+        await session.execute(delete(Event).where(Event.id.in_(ids)))
+    return len(ids)
+
+
+async def get_delivery(session: AsyncSession, *, delivery_id: str) -> Delivery | None:
+    return await session.get(Delivery, delivery_id)
+
+
+async def get_endpoint(session: AsyncSession, *, endpoint_id: str) -> Endpoint | None:
+    return await session.get(Endpoint, endpoint_id)

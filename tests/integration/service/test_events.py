@@ -1,0 +1,72 @@
+"""Publishing: fan-out, idempotency, payload limit and backpressure."""
+
+from __future__ import annotations
+
+import pytest
+
+from hookline.errors import Backpressure, PayloadTooLarge
+from hookline.service.events import EventService
+from tests.integration.conftest import Harness
+
+
+async def test_fan_out_goes_to_every_matching_active_endpoint(harness: Harness) -> None:
+    everything = await harness.add_endpoint("/all")
+    orders = await harness.add_endpoint("/orders", event_types=["order.created"])
+    await harness.add_endpoint("/users", event_types=["user.deleted"])
+    await harness.add_endpoint("/off", status="disabled", disabled_reason="manual")
+
+    result = await harness.publish("order.created")
+
+    assert result.created
+    assert result.event.id.startswith("evt_")
+    assert sorted(d.endpoint_id for d in result.deliveries) == sorted([everything, orders])
+    assert all(d.id.startswith("dlv_") and d.state == "pending" for d in result.deliveries)
+    assert await harness.runtime.queue.depth() == 2
+
+
+async def test_an_idempotency_key_returns_the_first_event_and_creates_nothing(
+    harness: Harness,
+) -> None:
+    await harness.add_endpoint()
+
+    first = await harness.publish(idempotency_key="order-42")
+    again = await harness.publish(payload={"different": True}, idempotency_key="order-42")
+
+    assert first.created
+    assert not again.created
+    assert again.event.id == first.event.id
+    assert [d.id for d in again.deliveries] == [d.id for d in first.deliveries]
+    assert await harness.runtime.queue.depth() == 1
+
+
+async def test_a_payload_over_the_limit_is_refused(harness: Harness) -> None:
+    limit = harness.runtime.settings.max_payload_bytes
+    with pytest.raises(PayloadTooLarge) as refused:
+        await harness.publish(payload={"blob": "x" * limit})
+    assert refused.value.limit_bytes == limit
+
+
+async def test_a_full_queue_refuses_instead_of_dropping(harness: Harness) -> None:
+    # Given a queue limit of 3 and 3 deliveries queued
+    await harness.add_endpoint()
+    events = EventService(
+        sessions=harness.runtime.sessions,
+        queue=harness.runtime.queue,
+        clock=harness.clock,
+        metrics=harness.runtime.metrics,
+        max_payload_bytes=1024,
+        queue_max_size=3,
+    )
+    for _ in range(3):
+        await events.publish(event_type="order.created", payload={})
+
+    # When one more is published (after the cached depth has expired), it is refused
+    harness.clock.advance(2)
+    with pytest.raises(Backpressure) as refused:
+        await events.publish(event_type="order.created", payload={})
+    assert refused.value.retry_after_s > 0
+
+    # And once the queue drains, publishing works again
+    await harness.run()
+    harness.clock.advance(2)
+    assert (await events.publish(event_type="order.created", payload={})).created

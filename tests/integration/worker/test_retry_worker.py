@@ -1,0 +1,159 @@
+"""RetryWorker and Sweeper behaviour that the end-to-end scenarios do not pin down."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from hookline.storage.models import Delivery, DeliveryAttempt, Event
+from tests.integration.conftest import Harness
+
+
+async def test_an_endpoint_at_its_cap_gets_its_extra_deliveries_back_later(
+    harness: Harness,
+) -> None:
+    # Given five deliveries to one endpoint and a per-endpoint cap of 2
+    await harness.add_endpoint()
+    ids = [(await harness.publish()).deliveries[0].id for _ in range(5)]
+    worker = harness.worker(endpoint_concurrency=2)
+
+    # When one batch runs, two are attempted and three are released for a second later
+    assert await worker.run_once() == 2
+    assert worker.claimed == 0
+    assert await worker.run_once() == 0
+    harness.clock.advance(1)
+    assert await worker.run_once() == 2
+    harness.clock.advance(1)
+    assert await worker.run_once() == 1
+
+    # Then every delivery succeeded exactly once
+    assert {(await harness.delivery(i)).state for i in ids} == {"succeeded"}
+    assert len(harness.receiver.requests) == 5
+
+
+async def test_a_stale_queue_entry_is_completed_without_an_attempt(harness: Harness) -> None:
+    # Given a delivery the database already finished while the queue still holds it
+    await harness.add_endpoint()
+    [delivery] = (await harness.publish()).deliveries
+    async with harness.runtime.sessions.begin() as session:
+        await session.execute(
+            update(Delivery).where(Delivery.id == delivery.id).values(state="succeeded")
+        )
+
+    # When the worker claims it, nothing is sent and the queue forgets it
+    assert await harness.run() == 0
+    assert harness.receiver.requests == []
+    assert await harness.runtime.queue.depth() == 0
+
+
+@pytest.mark.parametrize("deployment", ["postgres+redis"], indirect=True)  # SQL: table is queue
+async def test_a_claim_that_is_early_by_the_database_goes_back_to_its_due_time(
+    harness: Harness,
+) -> None:
+    # Given the queue says due now but the database says due in 5 minutes (a crash between
+    # committing a retry and rescheduling it)
+    await harness.add_endpoint()
+    [delivery] = (await harness.publish()).deliveries
+    due = harness.clock.now() + timedelta(minutes=5)
+    async with harness.runtime.sessions.begin() as session:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery.id)
+            .values(state="retrying", next_attempt_at=due)
+        )
+    await harness.runtime.queue.schedule_retry(delivery.id, due_at=harness.clock.now())
+
+    # When it is claimed now, nothing is sent; at the database's due time it is
+    assert await harness.run() == 0
+    harness.clock.set(due)
+    assert await harness.run() == 1
+    assert (await harness.delivery(delivery.id)).state == "succeeded"
+
+
+async def test_a_claim_whose_worker_died_is_recovered_after_its_lease(harness: Harness) -> None:
+    # Given a delivery claimed by a worker that then died (claimed, never settled)
+    await harness.add_endpoint()
+    [delivery] = (await harness.publish()).deliveries
+    now = harness.clock.now()
+    assert await harness.runtime.queue.get_due_retries(now=now, limit=10, lease_s=60) == [
+        delivery.id
+    ]
+    assert await harness.run() == 0  # still leased
+
+    # When the lease has expired and the sweeper has run
+    harness.clock.advance(61)
+    report = await harness.sweeper.run_once()
+
+    # Then another worker delivers it
+    assert report.recovered_leases in (0, 1)  # SqlQueue: an expired lease is claimable anyway
+    assert await harness.run() == 1
+    assert (await harness.delivery(delivery.id)).state == "succeeded"
+
+
+async def test_the_sweeper_puts_back_what_the_queue_lost(harness: Harness) -> None:
+    # Given 20 published deliveries and a queue that lost them (Redis restarted empty)
+    await harness.add_endpoint()
+    ids = [(await harness.publish()).deliveries[0].id for _ in range(20)]
+    await harness.runtime.queue.complete_retry(ids)  # no-op on SQL: the table is the queue
+    if harness.deployment.endswith("+redis"):
+        client = harness.runtime.queue._client  # type: ignore[attr-defined]
+        keys = harness.runtime.queue.keys  # type: ignore[attr-defined]
+        await client.delete(keys.due, keys.inflight)
+        assert await harness.runtime.queue.depth() == 0
+
+    # When the sweeper runs once
+    report = await harness.sweeper.run_once()
+
+    # Then everything is back (on Redis: re-queued) and gets delivered
+    expected = 20 if harness.deployment.endswith("+redis") else 0
+    assert report.requeued_missing == expected
+    assert await harness.run() == 20
+    assert {(await harness.delivery(i)).state for i in ids} == {"succeeded"}
+
+
+async def test_old_succeeded_deliveries_are_pruned(harness: Harness) -> None:
+    # Given one delivery that succeeded and one that failed, 31 days ago
+    await harness.add_endpoint(retry_config={"max_retries": 0})
+    harness.receiver.on("/hook", statuses=[200, 500])
+    [ok] = (await harness.publish()).deliveries
+    await harness.run()
+    [bad] = (await harness.publish()).deliveries
+    await harness.run()
+    harness.clock.advance(31 * 86400)
+
+    # When the sweeper runs
+    report = await harness.sweeper.run_once()
+
+    # Then the succeeded one is gone with its attempts and its event; the dead letter stays
+    assert (report.pruned_deliveries, report.pruned_events) == (1, 1)
+    async with harness.runtime.sessions() as session:
+        assert await session.get(Delivery, ok.id) is None
+        assert await session.get(Event, ok.event_id) is None
+        attempts = await session.scalar(
+            select(func.count())
+            .select_from(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == ok.id)
+        )
+        assert attempts == 0
+    assert (await harness.delivery(bad.id)).state == "failed"
+
+
+async def test_run_delivers_until_stopped_and_then_exits(harness: Harness) -> None:
+    # Given a worker loop running
+    await harness.add_endpoint()
+    worker = harness.worker()
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+
+    # When events are published, they arrive without anyone calling run_once
+    for _ in range(3):
+        await harness.publish()
+    await harness.receiver.wait_for(3, timeout_s=10)
+
+    # Then stopping ends the loop with nothing left claimed
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert worker.claimed == 0
