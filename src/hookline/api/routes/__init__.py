@@ -1,0 +1,1 @@
+"""One router per resource: webhooks, events, deliveries, dead letters, operations."""

@@ -1,0 +1,39 @@
+"""``/events``: publish an event (fan-out to subscribed webhooks) and read one back."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from hookline.api.deps import EventId, EventsDep, QueriesDep
+from hookline.api.errors import error_responses
+from hookline.api.schemas import EventIn, EventOut, PublishedEventOut
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+
+@router.post(
+    "",
+    status_code=202,
+    responses={
+        200: {
+            "model": PublishedEventOut,
+            "description": "A repeated idempotency_key: the first event, nothing new created.",
+        },
+        **error_responses(413, 503),
+    },
+    summary="Publish an event",
+)
+async def publish_event(body: EventIn, events: EventsDep, response: Response) -> PublishedEventOut:
+    """One delivery per active webhook whose event_types match, due now."""
+    result = await events.publish(
+        event_type=body.event_type, payload=body.payload, idempotency_key=body.idempotency_key
+    )
+    if not result.created:
+        response.status_code = 200
+    return PublishedEventOut.from_result(result)
+
+
+@router.get("/{event_id}", responses=error_responses(404), summary="Get an event")
+async def get_event(event_id: EventId, queries: QueriesDep) -> EventOut:
+    """The event, its payload, and its deliveries."""
+    return EventOut.from_found(await queries.get_event(event_id=event_id))

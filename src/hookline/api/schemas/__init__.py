@@ -1,0 +1,50 @@
+"""Request and response bodies of the HTTP API (``*In`` in, ``*Out`` out, ``*Patch`` for PATCH).
+
+Bodies are validated here, so a handler gets typed values; every input model refuses unknown
+fields. Responses are built from what the services return (ORM rows and service dataclasses).
+"""
+
+from hookline.api.schemas.common import ErrorOut, Page
+from hookline.api.schemas.deliveries import (
+    AttemptOut,
+    DeliveryDetailOut,
+    DeliveryOut,
+    ReplayIn,
+    ReplayOut,
+)
+from hookline.api.schemas.events import EventIn, EventOut, PublishedEventOut
+from hookline.api.schemas.operations import HealthOut, ReadinessOut
+from hookline.api.schemas.retry_config import RetryConfigOut, RetryScheduleOut
+from hookline.api.schemas.stats import WebhookStatsOut
+from hookline.api.schemas.webhooks import (
+    EnableIn,
+    SecretOut,
+    SecretRotateIn,
+    WebhookIn,
+    WebhookOut,
+    WebhookPatch,
+)
+
+__all__ = [
+    "AttemptOut",
+    "DeliveryDetailOut",
+    "DeliveryOut",
+    "EnableIn",
+    "ErrorOut",
+    "EventIn",
+    "EventOut",
+    "HealthOut",
+    "Page",
+    "PublishedEventOut",
+    "ReadinessOut",
+    "ReplayIn",
+    "ReplayOut",
+    "RetryConfigOut",
+    "RetryScheduleOut",
+    "SecretOut",
+    "SecretRotateIn",
+    "WebhookIn",
+    "WebhookOut",
+    "WebhookPatch",
+    "WebhookStatsOut",
+]

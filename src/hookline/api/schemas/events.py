@@ -1,0 +1,112 @@
+"""Event shapes: ``EventIn`` (publish), ``PublishedEventOut`` (its answer), ``EventOut`` (read)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, Field
+
+from hookline.api.schemas.common import InputModel, OutputModel, StorableText, UtcDatetime
+from hookline.api.schemas.deliveries import DeliveryOut
+
+if TYPE_CHECKING:
+    from hookline.service.events import PublishResult
+    from hookline.service.queries import EventWithDeliveries
+
+
+def _finite_numbers(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("must be JSON: NaN and Infinity are not JSON numbers")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _sendable_json(value: Any) -> Any:
+    """The payload unchanged if it is JSON hookline can store and send byte for byte."""
+    _finite_numbers(value)
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:  # lone surrogates, integers beyond 64 bits, depth
+        raise ValueError(f"cannot be sent as JSON: {exc}") from exc
+    return value
+
+
+EventType = Annotated[
+    StorableText,
+    Field(min_length=1, max_length=255, examples=["order.created"]),
+]
+
+
+class EventIn(InputModel):
+    """An event to publish to every active webhook subscribed to its type."""
+
+    event_type: EventType
+    payload: Annotated[Any, AfterValidator(_sendable_json)] = Field(
+        description="Any JSON value, at most MAX_PAYLOAD_BYTES (default 256 KiB) as compact "
+        "JSON; sent to subscribers as the request body.",
+        examples=[{"order_id": 1234, "total": "19.99"}],
+    )
+    idempotency_key: Annotated[StorableText, Field(min_length=1, max_length=255)] | None = Field(
+        None,
+        description="A repeat with the same key returns the first event (200) and creates nothing.",
+    )
+
+
+class DeliveryRefOut(OutputModel):
+    """A delivery created by a publish: its id and the webhook it goes to."""
+
+    id: str = Field(examples=["dlv_01JH8X4T0Q3W8YV4ZK9D3M2N1P"])
+    webhook_id: str
+
+
+class PublishedEventOut(OutputModel):
+    """The published event (or, for a repeated idempotency key, the first one)."""
+
+    id: str = Field(examples=["evt_01JH8X4T0Q3W8YV4ZK9D3M2N1P"])
+    event_type: str
+    idempotency_key: str | None
+    created_at: UtcDatetime
+    deliveries: list[DeliveryRefOut]
+
+    @classmethod
+    def from_result(cls, result: PublishResult) -> PublishedEventOut:
+        event = result.event
+        return cls(
+            id=event.id,
+            event_type=event.event_type,
+            idempotency_key=event.idempotency_key,
+            created_at=event.created_at,
+            deliveries=[
+                DeliveryRefOut(id=d.id, webhook_id=d.endpoint_id) for d in result.deliveries
+            ],
+        )
+
+
+class EventOut(OutputModel):
+    """An event with its payload and every delivery it fanned out to (newest first)."""
+
+    id: str
+    event_type: str
+    payload: Any = Field(description="The JSON value published.")
+    idempotency_key: str | None
+    created_at: UtcDatetime
+    deliveries: list[DeliveryOut]
+
+    @classmethod
+    def from_found(cls, found: EventWithDeliveries) -> EventOut:
+        event = found.event
+        return cls(
+            id=event.id,
+            event_type=event.event_type,
+            payload=orjson.loads(event.payload),
+            idempotency_key=event.idempotency_key,
+            created_at=event.created_at,
+            deliveries=[DeliveryOut.from_delivery(d) for d in found.deliveries],
+        )

@@ -1,0 +1,216 @@
+"""Webhook shapes: ``WebhookIn`` / ``WebhookPatch`` / ``WebhookOut``, enabling, the secret.
+
+The secret never appears in ``WebhookOut`` (so never in a list); it has its own endpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+from pydantic import AfterValidator, AnyHttpUrl, Field, TypeAdapter, ValidationError
+from pydantic.config import JsonDict
+
+from hookline.api.schemas.common import (
+    InputModel,
+    OutputModel,
+    StorableText,
+    UtcDatetime,
+)
+from hookline.domain.retry_config import RetryConfig
+from hookline.domain.signing import validate_secret
+from hookline.domain.states import DisabledReason, EndpointStatus
+from hookline.service.endpoints import retry_config_of
+
+if TYPE_CHECKING:
+    from hookline.storage.models import Endpoint
+
+MAX_URL_CHARS: Final = 2048
+MAX_EVENT_TYPES: Final = 100
+MAX_HEADERS: Final = 20
+MAX_HEADER_VALUE_CHARS: Final = 1024
+HEADER_NAME_PATTERN: Final = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+RESERVED_HEADERS: Final = frozenset(
+    {
+        "connection",
+        "content-length",
+        "host",
+        "keep-alive",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "webhook-attempt",
+        "webhook-id",
+        "webhook-signature",
+        "webhook-timestamp",
+    }
+)
+"""Headers hookline or HTTP itself sets; a webhook may not override them."""
+
+_URL_ADAPTER: Final = TypeAdapter(AnyHttpUrl)
+_HEADER_NAME: Final = re.compile(HEADER_NAME_PATTERN)
+
+
+def _http_url(value: str) -> str:
+    try:
+        url = _URL_ADAPTER.validate_python(value)
+    except ValidationError as exc:
+        raise ValueError("must be an absolute http:// or https:// URL") from exc
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return str(url)
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _headers(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"{name!r} is set by hookline and cannot be overridden")
+    if len({name.lower() for name in value}) != len(value):
+        raise ValueError("header names must be unique regardless of case")
+    return value
+
+
+WebhookUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        pattern=r"^[hH][tT][tT][pP][sS]?://",
+        description="Where deliveries are POSTed: an absolute http:// or https:// URL.",
+        examples=["https://example.com/webhooks/orders"],
+    ),
+    AfterValidator(_http_url),
+]
+Description = Annotated[StorableText, Field(max_length=1000, description="Free text for people.")]
+EventTypeFilter = Annotated[
+    list[Annotated[StorableText, Field(min_length=1, max_length=255)]],
+    Field(
+        max_length=MAX_EVENT_TYPES,
+        description="Event types this webhook receives; empty means all of them.",
+        examples=[["order.created", "order.paid"]],
+    ),
+    AfterValidator(_unique),
+]
+ExtraHeaders = Annotated[
+    dict[
+        Annotated[str, Field(min_length=1, max_length=128, pattern=HEADER_NAME_PATTERN)],
+        Annotated[str, Field(max_length=MAX_HEADER_VALUE_CHARS, pattern=r"^[^\x00\r\n]*$")],
+    ],
+    Field(
+        max_length=MAX_HEADERS,
+        description="Extra request headers sent with every delivery (not webhook-* or "
+        "hop-by-hop headers).",
+        examples=[{"X-Team": "billing"}],
+    ),
+    AfterValidator(_headers),
+]
+Secret = Annotated[
+    str,
+    Field(
+        pattern=r"^whsec_[A-Za-z0-9+/]+={0,2}$",
+        min_length=38,
+        max_length=128,
+        description="Standard Webhooks signing secret: whsec_ + base64 of 24-64 random bytes.",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    ),
+    AfterValidator(validate_secret),
+]
+
+
+class WebhookIn(InputModel):
+    """A new webhook endpoint."""
+
+    url: WebhookUrl
+    description: Description = ""
+    event_types: EventTypeFilter = Field(default_factory=list)
+    headers: ExtraHeaders = Field(default_factory=dict)
+    secret: Secret | None = Field(None, description="Generated when absent or null.")
+    retry_config: RetryConfig | None = Field(
+        None, description="How failed deliveries are retried; absent or null = defaults."
+    )
+
+
+def _no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
+
+
+def _omittable() -> Any:
+    """Default of a PATCH field: absent means "unchanged". Only ``model_fields_set`` is read,
+    so the placeholder never reaches a service; null itself is refused (wrong type)."""
+    return Field(None, json_schema_extra=_no_default)
+
+
+class WebhookPatch(InputModel):
+    """The fields to change; absent fields stay as they are (null is not allowed)."""
+
+    url: WebhookUrl = _omittable()
+    description: Description = _omittable()
+    event_types: EventTypeFilter = _omittable()
+    headers: ExtraHeaders = _omittable()
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the request gave, by name."""
+        return self.model_dump(include=self.model_fields_set)
+
+
+class WebhookOut(OutputModel):
+    """A webhook endpoint as the API shows it (never with its secret)."""
+
+    id: str = Field(examples=["wh_01JH8X4T0Q3W8YV4ZK9D3M2N1P"])
+    url: str
+    description: str
+    event_types: list[str]
+    headers: dict[str, str]
+    status: EndpointStatus
+    disabled_reason: DisabledReason | None
+    disabled_at: UtcDatetime | None
+    retry_config: RetryConfig = Field(description="The effective retry config.")
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+    @classmethod
+    def from_endpoint(cls, endpoint: Endpoint) -> WebhookOut:
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            description=endpoint.description,
+            event_types=endpoint.event_types,
+            headers=endpoint.headers,
+            status=EndpointStatus(endpoint.status),
+            disabled_reason=(
+                DisabledReason(endpoint.disabled_reason) if endpoint.disabled_reason else None
+            ),
+            disabled_at=endpoint.disabled_at,
+            retry_config=retry_config_of(endpoint).config,
+            created_at=endpoint.created_at,
+            updated_at=endpoint.updated_at,
+        )
+
+
+class EnableIn(InputModel):
+    """Options of re-enabling a webhook."""
+
+    replay_cancelled: bool = Field(
+        False, description="Re-queue the deliveries that disabling this webhook cancelled."
+    )
+
+
+class SecretOut(OutputModel):
+    """The signing secret; while a rotation's grace period lasts, the old one signs too."""
+
+    secret: str
+    previous_secret_expires_at: UtcDatetime | None = Field(
+        description="Until when the previous secret still signs; null when it no longer does."
+    )
+
+
+class SecretRotateIn(InputModel):
+    """The new secret, or nothing to have one generated."""
+
+    secret: Secret | None = None

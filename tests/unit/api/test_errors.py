@@ -1,0 +1,137 @@
+"""api/errors.py is the one mapping of the HooklineError tree to HTTP answers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from hookline.api.errors import error_responses, install_error_handlers, status_for
+from hookline.errors import (
+    Backpressure,
+    ConfigurationError,
+    Conflict,
+    HooklineError,
+    InvalidTransition,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
+from hookline.service.pagination import InvalidCursor
+
+RAISED: dict[str, Exception] = {
+    "not-found": NotFound("webhook", "wh_x"),
+    "conflict": Conflict("it is not failed"),
+    "transition": InvalidTransition("succeeded", "pending"),
+    "too-large": PayloadTooLarge(300_000, 262_144),
+    "backpressure": Backpressure(10, 5, retry_after_s=7),
+    "unavailable": Unavailable("queue unreachable"),
+    "unmapped": ConfigurationError("should never reach a client"),
+    "cursor": InvalidCursor("cursor is not one this API handed out"),
+}
+
+
+class Body(BaseModel):
+    name: str
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/raise/{kind}")
+    async def raise_it(kind: str) -> None:
+        raise RAISED[kind]
+
+    @app.post("/body")
+    async def body(value: Body) -> Body:
+        return value
+
+    return app
+
+
+@pytest.fixture
+async def client() -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://errors.test")
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "retry_after"),
+    [
+        ("not-found", 404, None),
+        ("conflict", 409, None),
+        ("transition", 409, None),
+        ("too-large", 413, None),
+        ("backpressure", 503, "7"),
+        ("unavailable", 503, "5"),
+    ],
+)
+async def test_each_error_has_its_status_and_a_detail(
+    client: httpx.AsyncClient, kind: str, status: int, retry_after: str | None
+) -> None:
+    async with client:
+        response = await client.get(f"/raise/{kind}")
+    assert response.status_code == status
+    assert response.json() == {"detail": str(RAISED[kind])}
+    assert response.headers.get("retry-after") == retry_after
+
+
+async def test_an_unmapped_hookline_error_is_a_500_that_says_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    async with client:
+        response = await client.get("/raise/unmapped")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error"}
+    assert status_for(HooklineError("x")) == 500
+
+
+async def test_a_bad_cursor_is_a_422_on_the_cursor(client: httpx.AsyncClient) -> None:
+    async with client:
+        response = await client.get("/raise/cursor", params={"cursor": "abc"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["query", "cursor"]
+    assert error["input"] == "abc"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"name": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000, b'{"name": NaN, "x": 1'],
+    ids=["not-utf8", "too-deep", "not-json"],
+)
+async def test_an_unparseable_body_is_a_422_not_a_400(
+    client: httpx.AsyncClient, content: bytes
+) -> None:
+    async with client:
+        response = await client.post(
+            "/body", content=content, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+async def test_a_validation_error_echoing_nan_or_a_lone_surrogate_still_answers(
+    client: httpx.AsyncClient,
+) -> None:
+    async with client:
+        nan = await client.post(
+            "/body", content=b'{"name": NaN}', headers={"content-type": "application/json"}
+        )
+        surrogate = await client.post(
+            "/body", content=b'{"name": ["\\ud800"]}', headers={"content-type": "application/json"}
+        )
+    assert nan.status_code == 422
+    assert nan.json()["detail"][0]["input"] == "nan"
+    assert surrogate.status_code == 422
+    assert surrogate.json()["detail"][0]["input"] == ["\\ud800"]
+
+
+def test_documented_error_responses() -> None:
+    documented = error_responses(401, 404, 409, 413, 503)
+    assert set(documented) == {401, 404, 409, 413, 503}
+    assert "Retry-After" in documented[503]["headers"]
+    assert "WWW-Authenticate" in documented[401]["headers"]
+    assert all(entry["description"] for entry in documented.values())
