@@ -3,11 +3,14 @@ attempt.
 
 The body is a ULID-like 26-character Crockford base32 string: 48 bits of milliseconds then 80
 random bits, so ids created later sort later (useful for newest-first lists and index locality).
+Within one process ids are strictly increasing, also inside one millisecond: the random part of a
+later id in the same millisecond is the previous one plus one (monotonic ULIDs).
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from typing import Final
 
@@ -19,6 +22,29 @@ ATTEMPT: Final = "att"
 PREFIXES: Final = frozenset({ENDPOINT, EVENT, DELIVERY, ATTEMPT})
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH: Final = 26
+_RANDOM_BITS: Final = 80
+
+
+class _Monotonic:
+    """The last (millisecond, random) pair handed out, so the next id sorts after it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = -1
+        self._random = 0
+
+    def next(self, ms: int) -> int:
+        with self._lock:
+            if ms > self._ms:
+                self._ms, self._random = ms, secrets.randbits(_RANDOM_BITS)
+            else:  # same millisecond (or a clock step back): count on from the last id
+                self._random += 1
+                if self._random >> _RANDOM_BITS:
+                    self._ms, self._random = self._ms + 1, 0
+            return (self._ms << _RANDOM_BITS) | self._random
+
+
+_monotonic = _Monotonic()
 
 
 def _encode(value: int, length: int) -> str:
@@ -34,8 +60,7 @@ def new_id(prefix: str, *, now_ms: int | None = None) -> str:
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    value = (ms << 80) | secrets.randbits(80)
-    return f"{prefix}_{_encode(value, _BODY_LENGTH)}"
+    return f"{prefix}_{_encode(_monotonic.next(ms), _BODY_LENGTH)}"
 
 
 def has_prefix(value: str, prefix: str) -> bool:

@@ -44,6 +44,12 @@ def test_ids_carry_their_prefix_and_sort_by_time(prefix: str) -> None:
     assert len({ids.new_id(prefix) for _ in range(1000)}) == 1000
 
 
+def test_ids_made_in_one_millisecond_still_increase() -> None:
+    made = [ids.new_id(ids.EVENT, now_ms=1) for _ in range(100)]  # all in one (old) ms
+    assert made == sorted(made)
+    assert len(set(made)) == 100
+
+
 def test_id_validation() -> None:
     good = ids.new_id(ids.DELIVERY)
     assert not ids.has_prefix(good, ids.EVENT)

@@ -81,6 +81,7 @@ class RetryConfig(BaseModel):
     )
     respect_retry_after: bool = Field(
         True,
+        strict=True,  # JSON true/false only: 0, 1 or "yes" are a 422, not a silent guess
         description="Honour a Retry-After header (seconds or HTTP-date) on a retryable answer "
         "when it asks for longer than the computed delay; still capped by max_delay and the "
         "window.",

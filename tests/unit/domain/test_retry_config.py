@@ -62,6 +62,8 @@ def test_jitter_mode_values_are_public() -> None:
         ({"disable_on_status": [600]}, ("disable_on_status", 0)),
         ({"disable_on_status": "404"}, ("disable_on_status",)),
         ({"respect_retry_after": "maybe"}, ("respect_retry_after",)),
+        ({"respect_retry_after": 1}, ("respect_retry_after",)),
+        ({"respect_retry_after": "true"}, ("respect_retry_after",)),
         ({"colour": "red"}, ("colour",)),
         ({"base_delay": float("inf")}, ("base_delay",)),
         ({"max_delay": float("nan")}, ("max_delay",)),
