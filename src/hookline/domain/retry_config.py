@@ -92,17 +92,9 @@ class RetryConfig(BaseModel):
         "404 as not_found, any other as gone. Deduplicated and sorted.",
     )
 
-    @field_validator("max_delay")
+    @field_validator("max_delay", "max_retry_duration")
     @classmethod
-    def _max_delay_not_below_base(cls, value: float, info: ValidationInfo) -> float:
-        base_delay = info.data.get("base_delay")
-        if base_delay is not None and value < base_delay:
-            raise ValueError(f"must be at least base_delay ({base_delay:g})")
-        return value
-
-    @field_validator("max_retry_duration")
-    @classmethod
-    def _window_not_below_base(cls, value: float, info: ValidationInfo) -> float:
+    def _not_below_base_delay(cls, value: float, info: ValidationInfo) -> float:
         base_delay = info.data.get("base_delay")
         if base_delay is not None and value < base_delay:
             raise ValueError(f"must be at least base_delay ({base_delay:g})")
