@@ -3,6 +3,11 @@
 The bounds are public API: a value outside them is a ``422`` whose ``loc`` names the field, also for
 the rules that compare two fields (``max_delay`` and ``max_retry_duration`` against ``base_delay``).
 ``None`` stored for an endpoint means ``DEFAULT_RETRY_CONFIG``.
+
+Fields left out take their defaults, except that ``max_delay`` and ``max_retry_duration`` left out
+are raised to ``base_delay`` when their default would be below it: ``{"base_delay": 8000}`` means
+"every retry 8000 s apart", never a config that cannot be read back. Every config this model
+accepts therefore satisfies every rule, whichever fields were given.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 MAX_RETRY_DURATION_LIMIT_S: Final = 7 * 24 * 3600.0
 """The longest retry window a config may ask for (7 days), in seconds."""
@@ -46,7 +51,10 @@ class RetryConfig(BaseModel):
     base_delay: float = Field(
         120.0,
         ge=1,
-        description="Seconds before the first retry, before jitter (at least 1).",
+        le=MAX_RETRY_DURATION_LIMIT_S,
+        description="Seconds before the first retry, before jitter (1-604800). When max_delay "
+        "or max_retry_duration is left out and its default is below base_delay, it is raised "
+        "to base_delay.",
     )
     max_delay: float = Field(
         7200.0,
@@ -91,6 +99,15 @@ class RetryConfig(BaseModel):
         description="Statuses (400-599) that disable the endpoint at once and stop retrying: "
         "404 as not_found, any other as gone. Deduplicated and sorted.",
     )
+
+    @model_validator(mode="after")
+    def _resolve_omitted_bounds(self) -> RetryConfig:
+        """Raise an omitted ``max_delay`` / ``max_retry_duration`` to ``base_delay`` when its
+        default is below it; given values were checked by ``_not_below_base_delay``."""
+        for name in ("max_delay", "max_retry_duration"):
+            if name not in self.model_fields_set and getattr(self, name) < self.base_delay:
+                object.__setattr__(self, name, self.base_delay)  # frozen: only while validating
+        return self
 
     @field_validator("max_delay", "max_retry_duration")
     @classmethod

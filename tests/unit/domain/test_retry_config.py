@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from hookline.domain.retry_config import (
@@ -136,3 +138,56 @@ def test_every_field_is_described_for_the_openapi_docs() -> None:
     assert all(prop.get("description") for prop in properties.values())
     assert RetryConfig.model_json_schema()["additionalProperties"] is False
     assert properties["disable_on_status"]["type"] == "array"
+
+
+@pytest.mark.parametrize(
+    ("fields", "max_delay", "max_retry_duration"),
+    [
+        ({"base_delay": 8000}, 8000.0, 36000.0),  # issue 8: was stored, then unreadable
+        ({"base_delay": "9000"}, 9000.0, 36000.0),  # lax input resolves the same way
+        ({"base_delay": 50000}, 50000.0, 50000.0),
+        ({"base_delay": 8000, "max_retry_duration": 8000}, 8000.0, 8000.0),
+        ({"base_delay": 7200}, 7200.0, 36000.0),  # on the default: nothing to raise
+    ],
+)
+def test_omitted_bounds_below_base_delay_are_raised_to_it(
+    fields: dict[str, Any], max_delay: float, max_retry_duration: float
+) -> None:
+    # Given a config that leaves out max_delay / max_retry_duration
+    config = RetryConfig.model_validate(fields)
+    # Then they are never below base_delay...
+    assert (config.max_delay, config.max_retry_duration) == (max_delay, max_retry_duration)
+    # ...so what is stored can always be read back
+    assert RetryConfig.model_validate(config.model_dump(mode="json")) == config
+
+
+def test_given_bounds_below_base_delay_are_still_refused() -> None:
+    assert _error_locs(base_delay=8000, max_delay=7200) == [("max_delay",)]
+    assert _error_locs(base_delay=8000, max_retry_duration=7200) == [("max_retry_duration",)]
+
+
+def test_base_delay_cannot_exceed_the_longest_window() -> None:
+    assert _error_locs(base_delay=MAX_RETRY_DURATION_LIMIT_S + 1) == [("base_delay",)]
+    config = RetryConfig(base_delay=MAX_RETRY_DURATION_LIMIT_S)
+    assert config.max_retry_duration == MAX_RETRY_DURATION_LIMIT_S
+
+
+@given(
+    base_delay=st.floats(min_value=1, max_value=MAX_RETRY_DURATION_LIMIT_S),
+    given_fields=st.sets(st.sampled_from(["max_delay", "max_retry_duration"])),
+    other=st.floats(min_value=1, max_value=MAX_RETRY_DURATION_LIMIT_S),
+)
+def test_every_accepted_config_reads_back(
+    base_delay: float, given_fields: set[str], other: float
+) -> None:
+    fields: dict[str, Any] = {"base_delay": base_delay, **dict.fromkeys(given_fields, other)}
+    try:
+        config = RetryConfig.model_validate(fields)
+    except ValidationError:
+        # refused only for a given value below base_delay
+        assert given_fields
+        assert other < base_delay
+        return
+    assert config.max_delay >= config.base_delay
+    assert config.max_retry_duration >= config.base_delay
+    assert RetryConfig.model_validate(config.model_dump(mode="json")) == config
