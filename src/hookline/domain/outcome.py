@@ -44,6 +44,8 @@ class AttemptError(StrEnum):
     """The answer was not valid HTTP (bad status line, broken body, status outside 100-599)."""
     INVALID_URL = "invalid_url"
     """The endpoint's URL cannot be requested at all; retrying cannot help."""
+    INTERNAL = "internal"
+    """hookline itself failed while sending (a bug, logged with its traceback); retried."""
 
 
 RETRYABLE_ERRORS: Final = frozenset(
@@ -52,6 +54,7 @@ RETRYABLE_ERRORS: Final = frozenset(
         AttemptError.CONNECT,
         AttemptError.TLS,
         AttemptError.INVALID_RESPONSE,
+        AttemptError.INTERNAL,
     }
 )
 """Errors that may go away by themselves, so the attempt is retried."""

@@ -28,8 +28,14 @@ class DeliveryState(StrEnum):
 
 
 _ALLOWED: Final[Mapping[DeliveryState, frozenset[DeliveryState]]] = {
-    DeliveryState.PENDING: frozenset({DeliveryState.DELIVERING, DeliveryState.CANCELLED}),
-    DeliveryState.RETRYING: frozenset({DeliveryState.DELIVERING, DeliveryState.CANCELLED}),
+    # → failed without an attempt: its request cannot be built (an unreadable retry config, a
+    # malformed secret): a dead letter naming the problem, so it cannot hold up its batch.
+    DeliveryState.PENDING: frozenset(
+        {DeliveryState.DELIVERING, DeliveryState.CANCELLED, DeliveryState.FAILED}
+    ),
+    DeliveryState.RETRYING: frozenset(
+        {DeliveryState.DELIVERING, DeliveryState.CANCELLED, DeliveryState.FAILED}
+    ),
     # delivering → delivering is a re-claim by another worker after the first one's lease expired.
     DeliveryState.DELIVERING: frozenset(
         {

@@ -18,17 +18,20 @@ The order for a batch of claimed ids (ARCHITECTURE.md, "One attempt, decided"):
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookline.clock import Clock
 from hookline.domain.backoff import ExponentialBackoffEngine
 from hookline.domain.endpoint_health import should_disable
 from hookline.domain.outcome import (
+    AttemptError,
     Delivered,
     EndpointGone,
     Outcome,
@@ -39,12 +42,14 @@ from hookline.domain.outcome import (
 from hookline.domain.retry_config import DEFAULT_RETRY_CONFIG, RetryConfig
 from hookline.domain.signing import signed_headers
 from hookline.domain.states import DeliveryState, DisabledReason, transition
+from hookline.domain.text import storable_text
 from hookline.errors import PermanentFailure as PermanentFailureError
 from hookline.errors import RetriesExhausted
 from hookline.observability.logging import get_logger
 from hookline.observability.metrics import Metrics
 from hookline.queue.base import DelayedQueue
 from hookline.sender.client import OutboundRequest, Sender, SendResult
+from hookline.storage.db import is_outage
 from hookline.storage.models import Endpoint
 from hookline.storage.repositories import deliveries as repo
 
@@ -64,13 +69,31 @@ RESERVED_HEADERS: Final = frozenset(
     }
 )
 """Headers an endpoint's own ``headers`` cannot set: framing, and the ones we sign or own."""
+MAX_ERROR_CHARS: Final = 1000
+"""``last_error`` is cut to this many characters (an exception message can be any length)."""
+
+
+class UnreadableRetryConfig(ValueError):
+    """An endpoint's stored retry config does not validate (old data, a hand edit)."""
 
 
 def effective_retry_config(endpoint: Endpoint) -> RetryConfig:
-    """The endpoint's own retry config, or the defaults when it has none."""
+    """The endpoint's own retry config, or the defaults when it has none.
+
+    ``UnreadableRetryConfig`` when the stored one does not validate: the caller decides what
+    that means for this endpoint alone (the API shows it as ``invalid``, the worker
+    dead-letters the endpoint's deliveries).
+    """
     if endpoint.retry_config is None:
         return DEFAULT_RETRY_CONFIG
-    return RetryConfig.model_validate(endpoint.retry_config)
+    try:
+        return RetryConfig.model_validate(endpoint.retry_config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'retry_config'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise UnreadableRetryConfig(f"stored retry config is invalid: {problems}") from exc
 
 
 def signing_secrets(endpoint: Endpoint, *, now: datetime) -> list[str]:
@@ -150,27 +173,73 @@ class DeliveryService:
 
         Claims that turn out stale are settled with the queue here: finished deliveries are
         completed, ones not due yet are put back at their database due time, ones whose
-        endpoint is disabled or deleted are cancelled.
+        endpoint is disabled or deleted are cancelled. A delivery whose request cannot be built
+        (an unreadable retry config, a malformed secret or header) becomes a dead letter naming
+        the problem. When the batch fails for a reason that is not an outage, it is prepared
+        again one delivery per transaction, so one bad row fails alone.
         """
         now = self._clock.now()
-        complete: list[str] = []
-        reschedule: list[tuple[str, datetime]] = []
+        try:
+            prepared = await self._prepare_batch(delivery_ids, now=now)
+        except Exception as exc:
+            if is_outage(exc) or not delivery_ids:
+                raise
+            log.error(
+                "delivery.prepare_isolating",
+                deliveries=len(delivery_ids),
+                error=f"{type(exc).__name__}: {exc}",
+                exc_info=True,
+            )
+            prepared = await self._prepare_one_by_one(delivery_ids, now=now)
+        for delivery_id, problem in prepared.dead.items():
+            log.error("delivery.dead_lettered_unpreparable", job_id=delivery_id, error=problem)
+        if prepared.dead:
+            self._metrics.dead_letter_total.labels("unpreparable").inc(len(prepared.dead))
+        if prepared.reschedule:
+            await self._queue.schedule_many(prepared.reschedule)
+        if prepared.complete:
+            await self._queue.complete_retry(prepared.complete)
+        return prepared.planned
+
+    async def _prepare_one_by_one(self, delivery_ids: Sequence[str], *, now: datetime) -> _Prepared:
+        prepared = _Prepared()
+        for delivery_id in delivery_ids:
+            try:
+                prepared.merge(await self._prepare_batch([delivery_id], now=now))
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                problem = _problem("cannot be loaded or prepared", exc)
+                async with self._sessions.begin() as session:
+                    dead = await repo.fail_deliveries(
+                        session, now=now, problems={delivery_id: problem}
+                    )
+                prepared.dead.update(dict.fromkeys(dead, problem))
+                prepared.complete.extend(dead)
+        return prepared
+
+    async def _prepare_batch(self, delivery_ids: Sequence[str], *, now: datetime) -> _Prepared:
+        prepared = _Prepared()
         async with self._sessions.begin() as session:
             rows = await repo.load_for_attempt(session, delivery_ids=delivery_ids)
             found = {row.delivery.id for row in rows}
-            complete.extend(d for d in delivery_ids if d not in found)
-            go: list[repo.AttemptRow] = []
+            prepared.complete.extend(d for d in delivery_ids if d not in found)
+            go: list[PlannedAttempt] = []
             inactive: list[str] = []
+            problems: dict[str, str] = {}
             for row in rows:
                 delivery = row.delivery
                 if delivery.state not in repo.CLAIMABLE_STATES or delivery.next_attempt_at is None:
-                    complete.append(delivery.id)
+                    prepared.complete.append(delivery.id)
                 elif delivery.next_attempt_at > now:
-                    reschedule.append((delivery.id, delivery.next_attempt_at))
+                    prepared.reschedule.append((delivery.id, delivery.next_attempt_at))
                 elif row.endpoint.status != "active" or row.endpoint.deleted_at is not None:
                     inactive.append(delivery.id)
                 else:
-                    go.append(row)
+                    try:
+                        go.append(self._plan(row, now=now))
+                    except Exception as exc:  # this row alone: bad config, secret, headers
+                        problems[delivery.id] = _unpreparable(row, exc)
             if inactive:
                 cancelled = await repo.cancel_deliveries(
                     session,
@@ -179,24 +248,24 @@ class DeliveryService:
                     delivery_ids=inactive,
                     states=repo.CLAIMABLE_STATES,
                 )
-                complete.extend(cancelled)
+                prepared.complete.extend(cancelled)
+            if problems:
+                dead = await repo.fail_deliveries(session, now=now, problems=problems)
+                prepared.dead.update({d: problems[d] for d in dead})
+                prepared.complete.extend(dead)
             versions = await repo.mark_delivering(
-                session, delivery_ids=[row.delivery.id for row in go], now=now
+                session, delivery_ids=[p.delivery_id for p in go], now=now
             )
-        planned = [
-            self._plan(row, version=versions[row.delivery.id], now=now)
-            for row in go
-            if row.delivery.id in versions
-        ]
-        if reschedule:
-            await self._queue.schedule_many(reschedule)
-        if complete:
-            await self._queue.complete_retry(complete)
-        return planned
+        prepared.planned.extend(
+            replace(p, version=versions[p.delivery_id]) for p in go if p.delivery_id in versions
+        )
+        return prepared
 
-    def _plan(self, row: repo.AttemptRow, *, version: int, now: datetime) -> PlannedAttempt:
+    def _plan(self, row: repo.AttemptRow, *, now: datetime) -> PlannedAttempt:
+        """The signed request of one delivery (``version`` is filled in once it is marked)."""
         delivery, endpoint = row.delivery, row.endpoint
         attempt_number = delivery.attempt_number + 1
+        config = effective_retry_config(endpoint)
         body = row.payload.encode()
         headers = {
             **{k: v for k, v in endpoint.headers.items() if k.lower() not in RESERVED_HEADERS},
@@ -212,29 +281,120 @@ class DeliveryService:
         return PlannedAttempt(
             delivery_id=delivery.id,
             endpoint_id=endpoint.id,
-            version=version,
+            version=0,
             attempt_number=attempt_number,
             retry_number=attempt_number - delivery.round_start_attempt,
             first_attempt_at=delivery.first_attempt_at or now,
-            config=effective_retry_config(endpoint),
+            config=config,
             request=OutboundRequest(url=endpoint.url, body=body, headers=headers),
         )
 
     async def send(self, planned: PlannedAttempt) -> AttemptResult:
-        """One HTTP attempt; never raises for network trouble."""
+        """One HTTP attempt; never raises (but for cancellation).
+
+        Network trouble is a ``SendResult`` error already; anything else the sender raises is
+        a hookline bug, logged with its traceback and recorded as a retryable ``internal``
+        error, so the delivery is retried and, in the end, dead-lettered on its own.
+        """
         started_at = self._clock.now()
-        result = await self._sender.send(planned.request)
+        try:
+            result = await self._sender.send(planned.request)
+        except Exception as exc:
+            log.error(
+                "delivery.send_raised",
+                job_id=planned.delivery_id,
+                endpoint_id=planned.endpoint_id,
+                error=type(exc).__name__,
+                exc_info=True,
+            )
+            result = SendResult(
+                status_code=None,
+                error=AttemptError.INTERNAL,
+                error_detail=storable_text(f"{type(exc).__name__}: {exc}", max_chars=500),
+                response_body=None,
+                retry_after=None,
+                duration_ms=0,
+            )
         self._metrics.attempt_duration_seconds.observe(result.duration_ms / 1000)
         return AttemptResult(planned=planned, started_at=started_at, result=result)
 
     async def settle(self, results: Sequence[AttemptResult]) -> SettleSummary:
-        """Record a batch of attempts and decide each delivery's next state (one transaction)."""
-        summary = SettleSummary()
+        """Record a batch of attempts and decide each delivery's next state.
+
+        One transaction for the batch. When it fails for a reason that is not an outage, each
+        attempt is recorded in a transaction of its own; one that still cannot be recorded is
+        recorded without its response excerpt, and failing that its delivery becomes a dead
+        letter naming the problem. Metrics and log lines are emitted for what was committed.
+        An outage raises: the claims' leases expire and the deliveries are attempted again.
+        """
         if not results:
-            return summary
+            return SettleSummary()
         now = self._clock.now()
-        retries: list[tuple[str, datetime]] = []
-        finished: list[str] = []
+        try:
+            settled = await self._settle_batch(results, now=now)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.error(
+                "delivery.settle_isolating",
+                deliveries=len(results),
+                error=f"{type(exc).__name__}: {exc}",
+                exc_info=True,
+            )
+            settled = await self._settle_one_by_one(results, now=now)
+        for effect in settled.effects:
+            effect()
+        if settled.retries:
+            await self._queue.schedule_many(settled.retries)
+        if settled.finished:
+            await self._queue.complete_retry(settled.finished)
+        return settled.summary
+
+    async def _settle_one_by_one(
+        self, results: Sequence[AttemptResult], *, now: datetime
+    ) -> _Settled:
+        settled = _Settled()
+        for item in results:
+            problem = "the attempt's outcome could not be recorded"
+            for candidate in (item, _without_excerpt(item)):
+                try:
+                    settled.merge(await self._settle_batch([candidate], now=now))
+                    break
+                except Exception as exc:
+                    if is_outage(exc):
+                        raise
+                    problem = _problem("the attempt's outcome could not be recorded", exc)
+            else:
+                delivery_id = item.planned.delivery_id
+                async with self._sessions.begin() as session:
+                    dead = await repo.fail_deliveries(
+                        session,
+                        now=now,
+                        problems={delivery_id: problem},
+                        states=("delivering",),
+                        version=item.planned.version,
+                    )
+                if dead:
+                    settled.summary.failed += 1
+                    settled.finished.append(delivery_id)
+                    settled.effects.append(
+                        partial(
+                            log.error,
+                            "delivery.dead_lettered_unrecordable",
+                            job_id=delivery_id,
+                            attempt=item.planned.attempt_number,
+                            error=problem,
+                        )
+                    )
+                    settled.effects.append(
+                        self._metrics.dead_letter_total.labels("unrecordable").inc
+                    )
+        return settled
+
+    async def _settle_batch(self, results: Sequence[AttemptResult], *, now: datetime) -> _Settled:
+        """One transaction: attempt rows, outcomes (version-checked), endpoint health."""
+        settled = _Settled()
+        summary = settled.summary
         attempt_rows: list[dict[str, Any]] = []
         folds: dict[str, _EndpointFold] = {}
         async with self._sessions.begin() as session:
@@ -246,8 +406,9 @@ class DeliveryService:
                     now=now,
                     disable_on_status=item.planned.config.disable_on_status,
                 )
-                values, next_delay = self._decide(item, outcome, now=now)
-                attempt_rows.append(self._attempt_row(item, outcome, next_delay))
+                decision = self._decide(item, outcome, now=now)
+                values = decision.values
+                attempt_rows.append(self._attempt_row(item, outcome, decision.next_delay))
                 self._fold(
                     folds.setdefault(item.planned.endpoint_id, _EndpointFold()), item, outcome
                 )
@@ -259,36 +420,39 @@ class DeliveryService:
                 )
                 if not written:
                     summary.lost += 1
-                    log.warning(
-                        "delivery.settle_lost",
-                        delivery_id=item.planned.delivery_id,
-                        attempt=item.planned.attempt_number,
+                    settled.effects.append(
+                        partial(
+                            log.warning,
+                            "delivery.settle_lost",
+                            delivery_id=item.planned.delivery_id,
+                            attempt=item.planned.attempt_number,
+                        )
                     )
                     continue
+                settled.effects.extend(decision.effects)
                 state = values["state"]
                 if state == DeliveryState.RETRYING:
                     summary.retrying += 1
-                    retries.append((item.planned.delivery_id, values["next_attempt_at"]))
+                    settled.retries.append((item.planned.delivery_id, values["next_attempt_at"]))
                 else:
-                    finished.append(item.planned.delivery_id)
+                    settled.finished.append(item.planned.delivery_id)
                     if state == DeliveryState.SUCCEEDED:
                         summary.succeeded += 1
                     else:
                         summary.failed += 1
             await repo.insert_attempts(session, rows=attempt_rows)
             for endpoint_id, fold in folds.items():
-                if await self._apply_health(session, endpoint_id, fold, now=now):
+                disabled = await self._apply_health(session, endpoint_id, fold, now=now)
+                if disabled is not None:
                     summary.disabled_endpoints.append(endpoint_id)
-        if retries:
-            await self._queue.schedule_many(retries)
-        if finished:
-            await self._queue.complete_retry(finished)
-        return summary
+                    settled.effects.append(disabled)
+        return settled
 
-    def _decide(
-        self, item: AttemptResult, outcome: Outcome, *, now: datetime
-    ) -> tuple[dict[str, Any], float | None]:
+    def _decide(self, item: AttemptResult, outcome: Outcome, *, now: datetime) -> _Decision:
+        """The delivery's next values; its metrics and log line wait in ``effects`` until the
+        outcome is committed (a rolled-back or lost settle counts nothing)."""
         planned, result = item.planned, item.result
+        metrics = self._metrics
         values: dict[str, Any] = {
             "attempt_number": planned.attempt_number,
             "last_status_code": result.status_code,
@@ -296,19 +460,12 @@ class DeliveryService:
             "updated_at": now,
         }
         next_delay: float | None = None
-        log_fields: dict[str, Any] = {
-            "job_id": planned.delivery_id,
-            "endpoint_id": planned.endpoint_id,
-            "attempt": planned.attempt_number,
-            "status_code": result.status_code,
-            "error": result.error.value if result.error else None,
-            "duration_ms": result.duration_ms,
-        }
+        effects: list[Callable[[], None]] = []
         match outcome:
             case Delivered():
                 target = DeliveryState.SUCCEEDED
                 values["last_error"] = None
-                self._metrics.delivery_total.labels("delivered").inc()
+                effects.append(metrics.delivery_total.labels("delivered").inc)
             case RetryableFailure(retry_after_s=retry_after_s):
                 engine = ExponentialBackoffEngine(planned.config, self._rng)
                 next_delay = engine.next_retry_delay(
@@ -316,8 +473,8 @@ class DeliveryService:
                     elapsed_s=(now - planned.first_attempt_at).total_seconds(),
                     retry_after_s=retry_after_s,
                 )
-                self._metrics.delivery_total.labels("retryable").inc()
-                self._metrics.endpoint_failure_total.labels(planned.endpoint_id).inc()
+                effects.append(metrics.delivery_total.labels("retryable").inc)
+                effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
                 if next_delay is None:
                     target = DeliveryState.FAILED
                     reason = (
@@ -326,37 +483,46 @@ class DeliveryService:
                         else "max_retry_duration"
                     )
                     values["last_error"] = str(RetriesExhausted(planned.attempt_number, reason))
-                    self._metrics.dead_letter_total.labels("exhausted").inc()
+                    effects.append(metrics.dead_letter_total.labels("exhausted").inc)
                 else:
                     target = DeliveryState.RETRYING
                     values["last_error"] = _describe(result)
                     values["next_attempt_at"] = now + timedelta(seconds=next_delay)
-                    self._metrics.retry_total.labels(_retry_reason(result)).inc()
-                    self._metrics.retry_delay_seconds.observe(next_delay)
+                    effects.append(metrics.retry_total.labels(_retry_reason(result)).inc)
+                    effects.append(partial(metrics.retry_delay_seconds.observe, next_delay))
             case PermanentFailure():
                 target = DeliveryState.FAILED
                 values["last_error"] = str(PermanentFailureError(_describe(result)))
-                self._metrics.delivery_total.labels("permanent").inc()
-                self._metrics.endpoint_failure_total.labels(planned.endpoint_id).inc()
-                self._metrics.dead_letter_total.labels("permanent").inc()
+                effects.append(metrics.delivery_total.labels("permanent").inc)
+                effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
+                effects.append(metrics.dead_letter_total.labels("permanent").inc)
             case EndpointGone(reason=reason):
                 target = DeliveryState.FAILED
                 values["last_error"] = f"endpoint answered {result.status_code}: {reason.value}"
-                self._metrics.delivery_total.labels("gone").inc()
-                self._metrics.endpoint_failure_total.labels(planned.endpoint_id).inc()
-                self._metrics.dead_letter_total.labels("endpoint_gone").inc()
+                effects.append(metrics.delivery_total.labels("gone").inc)
+                effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
+                effects.append(metrics.dead_letter_total.labels("endpoint_gone").inc)
         values["state"] = transition(DeliveryState.DELIVERING, target).value
+        values["last_error"] = storable_text(values["last_error"], max_chars=MAX_ERROR_CHARS)
         if target is not DeliveryState.RETRYING:
             values["next_attempt_at"] = None
             values["completed_at"] = now
-        log.info(
-            "delivery.attempt",
-            **log_fields,
-            outcome=type(outcome).__name__,
-            state=values["state"],
-            delay=next_delay,
+        effects.append(
+            partial(
+                log.info,
+                "delivery.attempt",
+                job_id=planned.delivery_id,
+                endpoint_id=planned.endpoint_id,
+                attempt=planned.attempt_number,
+                status_code=result.status_code,
+                error=result.error.value if result.error else None,
+                duration_ms=result.duration_ms,
+                outcome=type(outcome).__name__,
+                state=values["state"],
+                delay=next_delay,
+            )
         )
-        return values, next_delay
+        return _Decision(values=values, next_delay=next_delay, effects=effects)
 
     @staticmethod
     def _attempt_row(
@@ -376,7 +542,7 @@ class DeliveryService:
             "status_code": item.result.status_code,
             "error": error,
             "retryable": isinstance(outcome, RetryableFailure),
-            "response_body": item.result.response_body,
+            "response_body": storable_text(item.result.response_body),
             "next_delay": next_delay,
         }
 
@@ -393,8 +559,9 @@ class DeliveryService:
 
     async def _apply_health(
         self, session: AsyncSession, endpoint_id: str, fold: _EndpointFold, *, now: datetime
-    ) -> bool:
-        """Write the batch's effect on one endpoint; True if this disabled it."""
+    ) -> Callable[[], None] | None:
+        """Write the batch's effect on one endpoint; if this disabled it, the metric and log
+        line to emit once committed."""
         failing_since = await repo.record_endpoint_results(
             session,
             endpoint_id=endpoint_id,
@@ -407,14 +574,17 @@ class DeliveryService:
         ):
             reason = DisabledReason.FAILING
         if reason is None:
-            return False
+            return None
         disabled = await repo.disable_endpoint(
             session, endpoint_id=endpoint_id, reason=reason.value, now=now
         )
-        if disabled:
-            cancelled = await repo.cancel_deliveries(
-                session, now=now, reason=repo.ENDPOINT_DISABLED, endpoint_id=endpoint_id
-            )
+        if not disabled:
+            return None
+        cancelled = await repo.cancel_deliveries(
+            session, now=now, reason=repo.ENDPOINT_DISABLED, endpoint_id=endpoint_id
+        )
+
+        def report(reason: DisabledReason = reason) -> None:
             self._metrics.endpoint_disabled_total.labels(reason.value).inc()
             log.warning(
                 "endpoint.disabled",
@@ -422,7 +592,70 @@ class DeliveryService:
                 reason=reason.value,
                 cancelled_deliveries=len(cancelled),
             )
-        return disabled
+
+        return report
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """What preparing claims decided: attempts to send, and what the queue must hear."""
+
+    planned: list[PlannedAttempt] = field(default_factory=list)
+    complete: list[str] = field(default_factory=list)
+    reschedule: list[tuple[str, datetime]] = field(default_factory=list)
+    dead: dict[str, str] = field(default_factory=dict)
+
+    def merge(self, other: _Prepared) -> None:
+        self.planned.extend(other.planned)
+        self.complete.extend(other.complete)
+        self.reschedule.extend(other.reschedule)
+        self.dead.update(other.dead)
+
+
+@dataclass(slots=True)
+class _Decision:
+    values: dict[str, Any]
+    next_delay: float | None
+    effects: list[Callable[[], None]]
+
+
+@dataclass(slots=True)
+class _Settled:
+    """What a committed settle decided: counts, what the queue must hear, what to report."""
+
+    summary: SettleSummary = field(default_factory=SettleSummary)
+    retries: list[tuple[str, datetime]] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    effects: list[Callable[[], None]] = field(default_factory=list)
+
+    def merge(self, other: _Settled) -> None:
+        for name in ("succeeded", "retrying", "failed", "lost"):
+            setattr(self.summary, name, getattr(self.summary, name) + getattr(other.summary, name))
+        self.summary.disabled_endpoints.extend(other.summary.disabled_endpoints)
+        self.retries.extend(other.retries)
+        self.finished.extend(other.finished)
+        self.effects.extend(other.effects)
+
+
+def _problem(what: str, exc: BaseException) -> str:
+    text = f"{what}: {type(exc).__name__}: {exc}"
+    return storable_text(text, max_chars=MAX_ERROR_CHARS) or what
+
+
+def _unpreparable(row: repo.AttemptRow, exc: Exception) -> str:
+    if isinstance(exc, UnreadableRetryConfig):
+        return _problem(
+            f"webhook {row.endpoint.id} has a retry config that cannot be read; replace it "
+            f"(PUT /webhooks/{row.endpoint.id}/retry-config) and replay this dead letter",
+            exc,
+        )
+    return _problem(f"the request to webhook {row.endpoint.id} cannot be built", exc)
+
+
+def _without_excerpt(item: AttemptResult) -> AttemptResult:
+    """The attempt without the parts a subscriber controls (its answer's excerpt and detail)."""
+    result = replace(item.result, response_body=None, error_detail=None)
+    return replace(item, result=result)
 
 
 def _describe(result: SendResult) -> str:

@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookline import ids
 from hookline.clock import Clock
-from hookline.domain.retry_config import RetryConfig
+from hookline.domain.retry_config import DEFAULT_RETRY_CONFIG, RetryConfig
 from hookline.domain.schedule import RetrySchedule, plan_schedule
 from hookline.domain.signing import generate_secret, validate_secret
 from hookline.domain.states import DeliveryState, DisabledReason, EndpointStatus
 from hookline.errors import Conflict, NotFound
 from hookline.observability.logging import get_logger
 from hookline.queue.base import DelayedQueue
-from hookline.service.delivery import effective_retry_config
+from hookline.service.delivery import UnreadableRetryConfig, effective_retry_config
 from hookline.service.pagination import Page, decode_cursor, page_of
 from hookline.settings import Settings
 from hookline.storage.models import Endpoint
@@ -39,7 +39,7 @@ STATS_WINDOW_S: Final = 24 * 3600.0
 ENDPOINT_DELETED: Final = "endpoint_deleted"
 """``last_error`` of deliveries cancelled because their endpoint was deleted."""
 
-RetryConfigSource = Literal["default", "custom"]
+RetryConfigSource = Literal["default", "custom", "invalid"]
 
 
 class EndpointChanges(TypedDict, total=False):
@@ -53,10 +53,15 @@ class EndpointChanges(TypedDict, total=False):
 
 @dataclass(frozen=True, slots=True)
 class EffectiveRetryConfig:
-    """The config the engine uses for an endpoint, and whether it is its own or the defaults."""
+    """The config the engine uses for an endpoint, and whether it is its own or the defaults.
+
+    ``invalid``: the stored config cannot be read; ``config`` is then the defaults (what a reset
+    would give), ``problem`` says why, and the worker dead-letters the endpoint's deliveries.
+    """
 
     config: RetryConfig
     source: RetryConfigSource
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +99,13 @@ class EndpointStats:
 
 
 def retry_config_of(endpoint: Endpoint) -> EffectiveRetryConfig:
-    """The endpoint's effective retry config with its source."""
+    """The endpoint's effective retry config with its source; never raises for a stored
+    config that cannot be read (one bad row must not break the reads of the others)."""
     source: RetryConfigSource = "default" if endpoint.retry_config is None else "custom"
-    return EffectiveRetryConfig(config=effective_retry_config(endpoint), source=source)
+    try:
+        return EffectiveRetryConfig(config=effective_retry_config(endpoint), source=source)
+    except UnreadableRetryConfig as exc:
+        return EffectiveRetryConfig(config=DEFAULT_RETRY_CONFIG, source="invalid", problem=str(exc))
 
 
 def _endpoint_id(row: Endpoint) -> str:

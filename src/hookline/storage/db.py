@@ -12,7 +12,14 @@ from typing import Any, Final
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -114,6 +121,37 @@ async def ping(engine: AsyncEngine) -> None:
             await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError) as exc:  # OSError covers refused connections and timeouts
         raise Unavailable(f"database unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+OUTAGE_SQLSTATE_CLASSES: Final = ("08", "53", "57", "58")
+"""SQLSTATE classes that mean the server, not the statement, failed: connection exception,
+insufficient resources, operator intervention (restart, shutdown), system error."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) means the database or the queue is
+    unreachable or restarting, rather than that this statement or this row is wrong.
+
+    Outages are retried later (and answered 503 by the API); everything else is the fault of
+    one request or one row and must fail alone.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, Unavailable | OSError | TimeoutError | PoolTimeoutError):
+            return True  # OSError: refused, reset, unreachable; TimeoutError: no answer
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, OperationalError | InterfaceError):
+            return True  # SQLite "database is locked", a closed connection
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATE_CLASSES):
+            return True
+        if type(current).__name__ in {"InterfaceError", "ConnectionDoesNotExistError"}:
+            return True  # asyncpg's own: "connection is closed", "another operation ..."
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _redacted(url: str) -> str:

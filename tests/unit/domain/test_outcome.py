@@ -86,6 +86,7 @@ def test_attempt_error_values_are_public_api() -> None:
         "redirect",
         "invalid_response",
         "invalid_url",
+        "internal",
     ]
 
 

@@ -23,8 +23,10 @@ S = DeliveryState
 ALLOWED = {
     (S.PENDING, S.DELIVERING),
     (S.PENDING, S.CANCELLED),
+    (S.PENDING, S.FAILED),  # its request cannot be built: a dead letter without an attempt
     (S.RETRYING, S.DELIVERING),
     (S.RETRYING, S.CANCELLED),
+    (S.RETRYING, S.FAILED),
     (S.DELIVERING, S.SUCCEEDED),
     (S.DELIVERING, S.RETRYING),
     (S.DELIVERING, S.FAILED),

@@ -7,7 +7,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -128,6 +128,50 @@ async def cancel_deliveries(
         .execution_options(synchronize_session=False)
     )
     return list(result.scalars())
+
+
+async def fail_deliveries(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    problems: Mapping[str, str],
+    states: Sequence[str] = CLAIMABLE_STATES,
+    version: int | None = None,
+) -> list[str]:
+    """Make these deliveries dead letters (``failed``) with ``last_error`` = their problem, if
+    they are in ``states`` (and at ``version``, when given); returns the ids changed.
+
+    For deliveries that fail alone (a request that cannot be built, an outcome that cannot be
+    recorded). One statement per distinct problem, which in practice is one per batch.
+    """
+    by_problem: dict[str, list[str]] = {}
+    for delivery_id, problem in problems.items():
+        by_problem.setdefault(problem, []).append(delivery_id)
+    failed: list[str] = []
+    for problem, delivery_ids in by_problem.items():
+        conditions: list[ColumnElement[bool]] = [
+            Delivery.id.in_(delivery_ids),
+            Delivery.state.in_(states),
+        ]
+        if version is not None:
+            conditions.append(Delivery.version == version)
+        result = await session.execute(
+            update(Delivery)
+            .where(*conditions)
+            .values(
+                state="failed",
+                next_attempt_at=None,
+                lease_until=None,
+                completed_at=now,
+                updated_at=now,
+                last_error=problem,
+                version=Delivery.version + 1,
+            )
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        failed.extend(result.scalars())
+    return failed
 
 
 async def requeue(
