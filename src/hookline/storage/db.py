@@ -123,8 +123,9 @@ async def ping(engine: AsyncEngine) -> None:
         raise Unavailable(f"database unreachable: {type(exc).__name__}: {exc}") from exc
 
 
-OUTAGE_SQLSTATE_CLASSES: Final = ("08", "53", "57", "58")
-"""SQLSTATE classes that mean the server, not the statement, failed: connection exception,
+OUTAGE_SQLSTATE_CLASSES: Final = ("08", "40", "53", "57", "58")
+"""SQLSTATE classes that mean the server or the moment, not the statement or the row, failed:
+connection exception, transaction rollback (deadlock, serialization failure: try again),
 insufficient resources, operator intervention (restart, shutdown), system error."""
 
 
@@ -150,7 +151,12 @@ def is_outage(exc: BaseException) -> bool:
             return True
         if type(current).__name__ in {"InterfaceError", "ConnectionDoesNotExistError"}:
             return True  # asyncpg's own: "connection is closed", "another operation ..."
-        current = current.__cause__ or current.__context__
+        orig = getattr(current, "orig", None)  # a DBAPIError's driver exception
+        current = (
+            current.__cause__
+            or current.__context__
+            or (orig if isinstance(orig, BaseException) else None)
+        )
     return False
 
 
