@@ -24,6 +24,9 @@ from hookline.storage import migrate as migrations
 from hookline.storage.db import create_engine
 
 EXIT_USAGE = 2
+EXIT_LOOP_DIED = 1
+"""A worker or sweeper loop ended by itself (they survive every exception, so this is a bug or
+an unrecoverable state): the process exits so that its supervisor restarts it."""
 
 app = typer.Typer(
     name="hookline",
@@ -69,11 +72,13 @@ async def _run(
     work: bool,
     migrate: bool,
     api_tokens: tuple[str, ...] = (),
-) -> None:
-    """Run the HTTP API (``listen``), the worker + sweeper (``work``), or both, until a signal.
+) -> int:
+    """Run the HTTP API (``listen``), the worker + sweeper (``work``), or both, until a signal;
+    returns the exit code.
 
     SIGTERM/SIGINT: the API stops accepting, the worker finishes in-flight attempts within
-    ``SHUTDOWN_GRACE_PERIOD`` and releases the rest, then the process exits.
+    ``SHUTDOWN_GRACE_PERIOD`` and releases the rest, then the process exits 0. A loop that
+    ends by itself stops the whole process with ``EXIT_LOOP_DIED``.
     """
     from hookline.worker.retry_worker import RetryWorker
     from hookline.worker.sweeper import Sweeper
@@ -88,6 +93,21 @@ async def _run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
 
+    died: list[str] = []
+
+    def loop_ended(task: asyncio.Task[None]) -> None:
+        if stop.is_set():
+            return
+        died.append(task.get_name())
+        error = None if task.cancelled() else task.exception()
+        log.critical(
+            "hookline.loop_died",
+            loop=task.get_name(),
+            error=repr(error),
+            exc_info=error,
+        )
+        stop.set()
+
     async with open_runtime(settings, migrate=migrate, api_tokens=api_tokens) as runtime:
         tasks: list[asyncio.Task[None]] = []
         if work:
@@ -97,6 +117,8 @@ async def _run(
                 asyncio.create_task(worker.run(stop), name="worker"),
                 asyncio.create_task(sweeper.run(stop), name="sweeper"),
             ]
+            for task in tasks:
+                task.add_done_callback(loop_ended)
         log.info(
             "hookline.start",
             api=f"http://{listen[0]}:{listen[1]}" if listen else None,
@@ -112,7 +134,8 @@ async def _run(
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-    log.info("hookline.stopped")
+    log.info("hookline.stopped", loops_died=died or None)
+    return EXIT_LOOP_DIED if died else 0
 
 
 async def _serve_api(runtime: Runtime, listen: tuple[str, int], stop: asyncio.Event) -> None:
@@ -170,7 +193,10 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     tokens = _api_tokens(settings, generate=True)
-    asyncio.run(_run(settings, listen=(host, port), work=True, migrate=True, api_tokens=tokens))
+    code = asyncio.run(
+        _run(settings, listen=(host, port), work=True, migrate=True, api_tokens=tokens)
+    )
+    raise typer.Exit(code)
 
 
 @app.command("api")
@@ -178,14 +204,17 @@ def api_command(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None
     """Run the HTTP API alone (run several behind a load balancer)."""
     settings = load_settings()
     tokens = _api_tokens(settings, generate=False)
-    asyncio.run(_run(settings, listen=(host, port), work=False, migrate=False, api_tokens=tokens))
+    code = asyncio.run(
+        _run(settings, listen=(host, port), work=False, migrate=False, api_tokens=tokens)
+    )
+    raise typer.Exit(code)
 
 
 @app.command()
 def worker() -> None:
     """Run the delivery/retry worker and the sweeper alone (run as many as the load needs)."""
     settings = load_settings()
-    asyncio.run(_run(settings, listen=None, work=True, migrate=False))
+    raise typer.Exit(asyncio.run(_run(settings, listen=None, work=True, migrate=False)))
 
 
 @app.command()

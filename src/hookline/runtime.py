@@ -25,6 +25,7 @@ from hookline.service.dead_letters import DeadLetterService
 from hookline.service.delivery import DeliveryService
 from hookline.service.endpoints import EndpointService
 from hookline.service.events import EventService
+from hookline.service.health import LoopHealth
 from hookline.service.queries import DeliveryQueries
 from hookline.settings import QueueBackend, Settings
 from hookline.storage import migrate as migrations
@@ -48,6 +49,7 @@ class Runtime:
     events: EventService
     dead_letters: DeadLetterService
     delivery: DeliveryService
+    loops: LoopHealth
 
 
 def build_queue(settings: Settings, engine: AsyncEngine) -> DelayedQueue:
@@ -128,4 +130,5 @@ async def open_runtime(
                 failure_disable_window_s=settings.failure_disable_window_s,
                 rng=rng,
             ),
+            loops=LoopHealth(),
         )

@@ -23,6 +23,7 @@ from hookline.queue.base import DelayedQueue
 from hookline.service.dead_letters import DeadLetterService
 from hookline.service.endpoints import EndpointService
 from hookline.service.events import EventService
+from hookline.service.health import LoopHealth
 from hookline.service.queries import DeliveryQueries
 from hookline.settings import Settings
 
@@ -57,6 +58,8 @@ class ApiRuntime(Protocol):
     def events(self) -> EventService: ...
     @property
     def dead_letters(self) -> DeadLetterService: ...
+    @property
+    def loops(self) -> LoopHealth: ...
 
 
 def get_runtime(request: Request) -> ApiRuntime:

@@ -5,27 +5,32 @@
 deliveries claimed, claims more as batches settle, extends leases while requests run, and on
 ``stop`` finishes what is in flight within ``shutdown_grace_s`` and releases the rest.
 
+Failures: ``run`` survives any exception. A failed claim is logged with its traceback and retried
+after a growing pause (reported to ``LoopHealth`` as failing, so ``/readyz`` says so); a batch
+that fails mid-way forgets its claims (their leases expire and the sweeper makes them due
+again); a settle that fails never cancels the sends still in flight beside it.
+
 Caps: at most ``concurrency`` deliveries claimed per process, at most ``endpoint_concurrency`` in
-flight per endpoint. A claimed delivery whose endpoint is at its cap is released back to the queue
-(due again after ``poll_interval_s``) instead of waiting, so one slow endpoint cannot fill the
-worker with deliveries that wait for it and starve the rest.
+flight per endpoint (a slot is freed when its send task ends, however it ends). A claimed
+delivery whose endpoint is at its cap is released back to the queue (due again after
+``poll_interval_s``) instead of waiting, so one slow endpoint cannot fill the worker with
+deliveries that wait for it and starve the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Final
 
 from hookline.clock import Clock
-from hookline.errors import HooklineError
 from hookline.observability.logging import get_logger
 from hookline.queue.base import DelayedQueue
 from hookline.runtime import Runtime
 from hookline.service.delivery import AttemptResult, DeliveryService, PlannedAttempt
+from hookline.service.health import LoopHealth
 
 log = get_logger("hookline.worker")
 
@@ -34,6 +39,8 @@ SETTLE_WAVE_S: Final = 0.2
 batch does not hold back the outcome of the fast ones."""
 ERROR_BACKOFF_MAX_S: Final = 30.0
 """Longest pause after the database or the queue failed, before trying again."""
+LOOP_NAME: Final = "worker"
+"""How this loop is named in ``LoopHealth`` (and so in ``/readyz``)."""
 
 
 class RetryWorker:
@@ -51,6 +58,7 @@ class RetryWorker:
         lease_s: float,
         poll_interval_s: float,
         shutdown_grace_s: float,
+        loops: LoopHealth | None = None,
     ) -> None:
         self._delivery = delivery
         self._queue = queue
@@ -65,6 +73,7 @@ class RetryWorker:
         self._endpoint_in_flight: Counter[str] = Counter()
         self._batches: set[asyncio.Task[int]] = set()
         self._capacity_freed = asyncio.Event()
+        self._loops = loops if loops is not None else LoopHealth()
 
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> RetryWorker:
@@ -80,6 +89,7 @@ class RetryWorker:
             lease_s=settings.lease_duration_s,
             poll_interval_s=settings.retry_worker_poll_interval_s,
             shutdown_grace_s=settings.shutdown_grace_period_s,
+            loops=runtime.loops,
         )
 
     @property
@@ -105,36 +115,49 @@ class RetryWorker:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then shut down gracefully."""
+        """Work until ``stop`` is set, then shut down gracefully. Survives any exception."""
         extender = asyncio.create_task(self._extend_leases(stop), name="lease-extender")
         failures = 0
+        self._loops.starting(LOOP_NAME)
         log.info("worker.started", concurrency=self._concurrency, batch_size=self._batch_size)
         try:
             while not stop.is_set():
-                free = self._concurrency - len(self._claimed)
-                if free <= 0:
-                    self._capacity_freed.clear()
-                    await _first(stop.wait(), self._capacity_freed.wait())
-                    continue
-                limit = min(self._batch_size, free)
                 try:
-                    ids = await self._claim(limit)
+                    await self._poll_iteration(stop)
                     failures = 0
-                except HooklineError as exc:
+                    self._loops.running(LOOP_NAME)
+                except Exception as exc:
                     failures += 1
                     pause = min(self._poll_interval_s * 2**failures, ERROR_BACKOFF_MAX_S)
-                    log.error("worker.claim_failed", error=str(exc), retry_in_s=pause)
-                    await _first(stop.wait(), self._clock.sleep(pause))
-                    continue
-                if ids:
-                    task = asyncio.create_task(self._run_batch(ids, settle_wave_s=SETTLE_WAVE_S))
-                    self._batches.add(task)
-                    task.add_done_callback(self._batches.discard)
-                if len(ids) < limit:  # drained what is due: wait for the next poll
-                    await _first(stop.wait(), self._clock.sleep(self._poll_interval_s))
+                    self._loops.failing(LOOP_NAME, exc)
+                    log.error(
+                        "worker.poll_failed",
+                        error=f"{type(exc).__name__}: {exc}",
+                        failures=failures,
+                        retry_in_s=pause,
+                        exc_info=True,
+                    )
+                    await first_of(stop.wait(), self._clock.sleep(pause))
         finally:
             extender.cancel()
             await self._shutdown()
+            self._loops.stopped(LOOP_NAME)
+
+    async def _poll_iteration(self, stop: asyncio.Event) -> None:
+        """Claim what is due (as much as there is room for) and start it; wait when idle."""
+        free = self._concurrency - len(self._claimed)
+        if free <= 0:
+            self._capacity_freed.clear()
+            await first_of(stop.wait(), self._capacity_freed.wait())
+            return
+        limit = min(self._batch_size, free)
+        ids = await self._claim(limit)
+        if ids:
+            task = asyncio.create_task(self._run_batch(ids, settle_wave_s=SETTLE_WAVE_S))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+        if len(ids) < limit:  # drained what is due: wait for the next poll
+            await first_of(stop.wait(), self._clock.sleep(self._poll_interval_s))
 
     async def _claim(self, limit: int) -> list[str]:
         ids = await self._queue.get_due_retries(
@@ -156,13 +179,11 @@ class RetryWorker:
                     due_at=self._clock.now() + timedelta(seconds=self._poll_interval_s),
                 )
                 self._forget(p.delivery_id for p in busy)
-            for p in go:
-                self._endpoint_in_flight[p.endpoint_id] += 1
-            sends = {asyncio.create_task(self._delivery.send(p)) for p in go}
+            sends = {self._start_send(p) for p in go}
             try:
                 while sends:
                     done, sends = await asyncio.wait(sends, timeout=settle_wave_s)
-                    results = [task.result() for task in done]
+                    results = [task.result() for task in done]  # send() never raises
                     await self._settle(results)
                     attempts += len(results)
             finally:
@@ -177,17 +198,41 @@ class RetryWorker:
             self._forget(ids)
         return attempts
 
+    def _start_send(self, planned: PlannedAttempt) -> asyncio.Task[AttemptResult]:
+        """Send in a task that holds one of its endpoint's slots until it ends, however it
+        ends (a done callback runs even for a task cancelled before it started)."""
+        endpoint_id = planned.endpoint_id
+        self._endpoint_in_flight[endpoint_id] += 1
+        task = asyncio.create_task(self._delivery.send(planned))
+        task.add_done_callback(lambda _: self._free_endpoint_slot(endpoint_id))
+        return task
+
+    def _free_endpoint_slot(self, endpoint_id: str) -> None:
+        self._endpoint_in_flight[endpoint_id] -= 1
+        if self._endpoint_in_flight[endpoint_id] <= 0:
+            del self._endpoint_in_flight[endpoint_id]
+
+    @property
+    def endpoints_in_flight(self) -> dict[str, int]:
+        """Sends in flight per endpoint right now (what the per-endpoint cap counts)."""
+        return dict(self._endpoint_in_flight)
+
     async def _settle(self, results: Sequence[AttemptResult]) -> None:
+        """Settle one wave; never raises, so the sends still in flight beside it go on."""
         try:
             summary = await self._delivery.settle(results)
             if summary.lost:
                 log.warning("worker.lost_claims", count=summary.lost)
+        except Exception as exc:
+            # An outage (settle isolates everything else): the leases expire and the sweeper
+            # makes these due again; they are attempted again, at least once.
+            log.error(
+                "worker.settle_failed",
+                error=f"{type(exc).__name__}: {exc}",
+                deliveries=len(results),
+                exc_info=True,
+            )
         finally:
-            for result in results:
-                endpoint_id = result.planned.endpoint_id
-                self._endpoint_in_flight[endpoint_id] -= 1
-                if self._endpoint_in_flight[endpoint_id] <= 0:
-                    del self._endpoint_in_flight[endpoint_id]
             self._forget(r.planned.delivery_id for r in results)
 
     def _apply_endpoint_caps(
@@ -205,19 +250,27 @@ class RetryWorker:
                 go.append(attempt)
         return go, busy
 
-    def _forget(self, delivery_ids: object) -> None:
-        self._claimed.difference_update(delivery_ids)  # type: ignore[arg-type]
+    def _forget(self, delivery_ids: Iterable[str]) -> None:
+        self._claimed.difference_update(delivery_ids)
         self._capacity_freed.set()
 
     async def _extend_leases(self, stop: asyncio.Event) -> None:
         interval_s = self._lease_s / 3
         while not stop.is_set():
-            await _first(stop.wait(), self._clock.sleep(interval_s))
-            if self._claimed:
-                with contextlib.suppress(HooklineError):
-                    await self._queue.extend_lease(
-                        list(self._claimed), now=self._clock.now(), lease_s=self._lease_s
-                    )
+            await first_of(stop.wait(), self._clock.sleep(interval_s))
+            if not self._claimed:
+                continue
+            try:
+                await self._queue.extend_lease(
+                    list(self._claimed), now=self._clock.now(), lease_s=self._lease_s
+                )
+            except Exception as exc:  # the next round tries again; a lost lease is recovered
+                log.error(
+                    "worker.extend_lease_failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    claimed=len(self._claimed),
+                    exc_info=True,
+                )
 
     async def _shutdown(self) -> None:
         if self._batches:
@@ -231,14 +284,16 @@ class RetryWorker:
                 await asyncio.wait(pending)
         if self._claimed:
             leftover = list(self._claimed)
-            with contextlib.suppress(HooklineError):
+            try:
                 await self._queue.release(leftover, due_at=self._clock.now())
+            except Exception as exc:  # their leases expire; the sweeper makes them due again
+                log.error("worker.release_failed", error=f"{type(exc).__name__}: {exc}")
             log.warning("worker.released", count=len(leftover))
             self._forget(leftover)
         log.info("worker.stopped")
 
 
-async def _first(*aws: object) -> None:
+async def first_of(*aws: object) -> None:
     """Wait until the first of these awaitables finishes; cancel the others."""
     tasks = [asyncio.ensure_future(aw) for aw in aws]  # type: ignore[call-overload]
     try:

@@ -12,7 +12,6 @@ Every step works in bounded chunks, so a pass over a large backlog cannot run aw
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
@@ -20,12 +19,13 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookline.clock import Clock
-from hookline.errors import HooklineError
 from hookline.observability.logging import get_logger
 from hookline.observability.metrics import Metrics
 from hookline.queue.base import DelayedQueue
 from hookline.runtime import Runtime
+from hookline.service.health import LoopHealth
 from hookline.storage.repositories import deliveries as repo
+from hookline.worker.retry_worker import first_of
 
 log = get_logger("hookline.sweeper")
 
@@ -33,6 +33,10 @@ CHUNK: Final = 1000
 """Rows or ids handled per statement / round trip."""
 MAX_CHUNKS_PER_STEP: Final = 100
 """A step stops after this many chunks; the next pass continues where work remains."""
+ERROR_BACKOFF_MAX_S: Final = 30.0
+"""Longest pause after a failed pass (a database or queue outage), before the next one."""
+LOOP_NAME: Final = "sweeper"
+"""How this loop is named in ``LoopHealth`` (and so in ``/readyz``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class Sweeper:
         metrics: Metrics,
         interval_s: float,
         retention_days: float,
+        loops: LoopHealth | None = None,
     ) -> None:
         self._sessions = sessions
         self._queue = queue
@@ -64,6 +69,7 @@ class Sweeper:
         self._metrics = metrics
         self._interval_s = interval_s
         self._retention = timedelta(days=retention_days)
+        self._loops = loops if loops is not None else LoopHealth()
 
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> Sweeper:
@@ -75,6 +81,7 @@ class Sweeper:
             metrics=runtime.metrics,
             interval_s=runtime.settings.sweeper_interval_s,
             retention_days=runtime.settings.retention_days,
+            loops=runtime.loops,
         )
 
     async def run_once(self) -> SweepReport:
@@ -95,14 +102,32 @@ class Sweeper:
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
-        """A pass every ``interval_s`` until ``stop`` is set; a failed pass is logged, not fatal."""
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except HooklineError as exc:
-                log.error("sweeper.pass_failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._interval_s)
+        """A pass every ``interval_s`` until ``stop`` is set. A pass that fails, for any reason,
+        is logged with its traceback and the next one waits longer (up to
+        ``ERROR_BACKOFF_MAX_S``); ``LoopHealth`` says failing until a pass succeeds again."""
+        failures = 0
+        self._loops.starting(LOOP_NAME)
+        try:
+            while not stop.is_set():
+                pause = self._interval_s
+                try:
+                    await self.run_once()
+                    failures = 0
+                    self._loops.running(LOOP_NAME)
+                except Exception as exc:
+                    failures += 1
+                    pause = max(pause, min(self._interval_s * 2**failures, ERROR_BACKOFF_MAX_S))
+                    self._loops.failing(LOOP_NAME, exc)
+                    log.error(
+                        "sweeper.pass_failed",
+                        error=f"{type(exc).__name__}: {exc}",
+                        failures=failures,
+                        retry_in_s=pause,
+                        exc_info=True,
+                    )
+                await first_of(stop.wait(), self._clock.sleep(pause))
+        finally:
+            self._loops.stopped(LOOP_NAME)
 
     async def _recover_leases(self) -> int:
         total = 0

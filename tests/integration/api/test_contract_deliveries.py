@@ -421,7 +421,13 @@ async def test_healthz_readyz_and_metrics(api: Api) -> None:
 
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "database": "ok", "queue": "ok", "detail": None}
+    assert ready.json() == {
+        "status": "ok",
+        "database": "ok",
+        "queue": "ok",
+        "loops": {},  # an API-only runtime has no worker or sweeper loop
+        "detail": None,
+    }
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "# TYPE webhook_delivery_total counter" in metrics.text

@@ -15,10 +15,19 @@ class HealthOut(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+LoopStatus = Literal["starting", "running", "failing", "stopped"]
+
+
 class ReadinessOut(BaseModel):
-    """Whether the database and the queue answer; ``status`` is ok only when both do."""
+    """Whether the database and the queue answer and this process's loops run; ``status`` is
+    ok only when all do."""
 
     status: CheckStatus
     database: CheckStatus
     queue: CheckStatus
+    loops: dict[str, LoopStatus] = Field(
+        default_factory=dict,
+        description="The worker and sweeper loops of this process (none for `hookline api`): "
+        "failing = its last pass failed and it is backing off; stopped = it is not running.",
+    )
     detail: str | None = Field(None, description="What failed, when something did.")

@@ -1,0 +1,162 @@
+"""The long-running loops survive any exception, say so in /readyz, and a dead one stops the
+process non-zero (issue 8, defect 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from hookline import cli
+from hookline.api.app import create_app
+from hookline.service.health import LoopState
+from hookline.settings import Settings
+from hookline.worker.retry_worker import RetryWorker
+from hookline.worker.sweeper import Sweeper
+from tests.integration.conftest import Harness
+
+DEADLINE_S = 30.0
+
+
+async def _until(condition: Callable[[], bool], stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``condition`` holds (fail after a generous real-time deadline)."""
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached in time"
+            await asyncio.sleep(0.005)
+    finally:
+        stop.set()
+
+
+def _flaky(errors: list[BaseException], real: Callable[..., Any]) -> Callable[..., Any]:
+    """A coroutine function that raises ``errors`` one per call, then behaves as ``real``."""
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        if errors:
+            raise errors.pop(0)
+        return await real(*args, **kwargs)
+
+    return call
+
+
+@pytest.mark.parametrize("deployment", ["postgres+redis"], indirect=True)
+async def test_the_sweeper_survives_any_exception_and_reports_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a sweeper whose passes fail with errors that are not HooklineErrors (what a
+    # PostgreSQL restart raises), then work again
+    runtime = harness.runtime
+    loops = runtime.loops
+    sweeper = Sweeper(
+        sessions=runtime.sessions,
+        queue=runtime.queue,
+        clock=harness.clock,
+        metrics=runtime.metrics,
+        interval_s=1,
+        retention_days=30,
+        loops=loops,
+    )
+    errors: list[BaseException] = [ConnectionRefusedError("restarting"), KeyError("bug")]
+    passes: list[str] = []
+    real = sweeper.run_once
+
+    async def run_once() -> Any:
+        passes.append("pass")
+        return await _flaky(errors, real)()
+
+    monkeypatch.setattr(sweeper, "run_once", run_once)
+    stop = asyncio.Event()
+    seen: set[LoopState] = set()
+
+    def recovered() -> bool:
+        seen.update(loops.states.values())
+        return not errors and loops.states.get("sweeper") is LoopState.RUNNING
+
+    # When it runs until it has recovered
+    with capture_logs() as logs:
+        await asyncio.gather(sweeper.run(stop), _until(recovered, stop))
+
+    # Then it logged each failure with its traceback, reported failing, and went on
+    failures = [entry for entry in logs if entry["event"] == "sweeper.pass_failed"]
+    assert [f["error"].split(":")[0] for f in failures] == ["ConnectionRefusedError", "KeyError"]
+    assert all(f["exc_info"] for f in failures)
+    assert failures[1]["retry_in_s"] > failures[0]["retry_in_s"]  # it backs off
+    assert LoopState.FAILING in seen
+    assert len(passes) >= 3
+    assert loops.states["sweeper"] is LoopState.STOPPED  # after stop
+
+
+async def test_the_worker_survives_a_failing_claim_and_then_delivers(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a due delivery and a queue whose claims fail twice with non-hookline errors
+    await harness.add_endpoint()
+    [delivery] = (await harness.publish()).deliveries
+    queue = harness.runtime.queue
+    errors: list[BaseException] = [ConnectionResetError("reset"), RuntimeError("bug")]
+    monkeypatch.setattr(queue, "get_due_retries", _flaky(errors, queue.get_due_retries))
+    worker = RetryWorker.from_runtime(harness.runtime)
+    stop = asyncio.Event()
+
+    # When the production loop runs until the receiver has it
+    with capture_logs() as logs:
+        await asyncio.gather(
+            worker.run(stop), _until(lambda: len(harness.receiver.requests) == 1, stop)
+        )
+
+    # Then both failures were logged with tracebacks and the delivery still went out
+    failed = [entry for entry in logs if entry["event"] == "worker.poll_failed"]
+    assert len(failed) == 2
+    assert all(entry["exc_info"] for entry in failed)
+    assert harness.receiver.requests[0].headers["webhook-id"] == delivery.event_id
+
+
+async def test_readyz_is_503_while_a_loop_is_failing(harness: Harness) -> None:
+    # Given this process's worker loop backing off after a failure
+    loops = harness.runtime.loops
+    loops.running("sweeper")
+    loops.failing("worker", ConnectionRefusedError("database restarting"))
+    transport = httpx.ASGITransport(app=create_app(harness.runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hookline.test") as http:
+        # Then /readyz says not ready, and which loop and why
+        failing = await http.get("/readyz")
+        assert failing.status_code == 503
+        body = failing.json()
+        assert body["loops"] == {"sweeper": "running", "worker": "failing"}
+        assert "worker: failing (ConnectionRefusedError: database restarting)" in body["detail"]
+
+        # And once the loop runs again, it is ready
+        loops.running("worker")
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["loops"] == {"sweeper": "running", "worker": "running"}
+
+
+async def test_a_loop_that_ends_by_itself_stops_the_process_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker loop that returns on its own (a bug: loops only end when told to stop)
+    async def ends_at_once(self: RetryWorker, stop: asyncio.Event) -> None:
+        return None
+
+    monkeypatch.setattr(RetryWorker, "run", ends_at_once)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        HOOKLINE_DATA_DIR=str(tmp_path),
+        HOOKLINE_QUEUE_BACKEND="sql",
+    )
+
+    # When `hookline worker` runs, it does not linger half-alive: it exits with EXIT_LOOP_DIED
+    with capture_logs() as logs:
+        code = await asyncio.wait_for(
+            cli._run(settings, listen=None, work=True, migrate=True), timeout=DEADLINE_S
+        )
+    assert code == cli.EXIT_LOOP_DIED != 0
+    assert [e["loop"] for e in logs if e["event"] == "hookline.loop_died"] == ["worker"]
