@@ -128,6 +128,7 @@ async def open_runtime(
                 clock=clock,
                 metrics=metrics,
                 failure_disable_window_s=settings.failure_disable_window_s,
+                lease_s=settings.lease_duration_s,
                 rng=rng,
             ),
             loops=LoopHealth(),

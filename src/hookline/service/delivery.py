@@ -158,6 +158,7 @@ class DeliveryService:
         clock: Clock,
         metrics: Metrics,
         failure_disable_window_s: float,
+        lease_s: float = 60.0,
         rng: random.Random | None = None,
     ) -> None:
         self._sessions = sessions
@@ -166,6 +167,7 @@ class DeliveryService:
         self._clock = clock
         self._metrics = metrics
         self._failure_window_s = failure_disable_window_s
+        self._lease_s = lease_s
         self._rng = rng or random.Random()
 
     async def prepare(self, delivery_ids: Sequence[str]) -> list[PlannedAttempt]:
@@ -254,7 +256,7 @@ class DeliveryService:
                 prepared.dead.update({d: problems[d] for d in dead})
                 prepared.complete.extend(dead)
             versions = await repo.mark_delivering(
-                session, delivery_ids=[p.delivery_id for p in go], now=now
+                session, delivery_ids=[p.delivery_id for p in go], now=now, lease_s=self._lease_s
             )
         prepared.planned.extend(
             replace(p, version=versions[p.delivery_id]) for p in go if p.delivery_id in versions
@@ -288,6 +290,14 @@ class DeliveryService:
             config=config,
             request=OutboundRequest(url=endpoint.url, body=body, headers=headers),
         )
+
+    async def extend_leases(self, delivery_ids: Sequence[str], *, lease_s: float) -> None:
+        """Keep the database's record of these claims alive while their requests run (the
+        queue's own lease is extended by the worker; this one survives a queue that lost its
+        data). One statement."""
+        lease_until = self._clock.now() + timedelta(seconds=lease_s)
+        async with self._sessions.begin() as session:
+            await repo.extend_leases(session, delivery_ids=delivery_ids, lease_until=lease_until)
 
     async def send(self, planned: PlannedAttempt) -> AttemptResult:
         """One HTTP attempt; never raises (but for cancellation).

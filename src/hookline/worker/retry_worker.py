@@ -260,10 +260,12 @@ class RetryWorker:
             await first_of(stop.wait(), self._clock.sleep(interval_s))
             if not self._claimed:
                 continue
+            claimed = list(self._claimed)
             try:
                 await self._queue.extend_lease(
-                    list(self._claimed), now=self._clock.now(), lease_s=self._lease_s
+                    claimed, now=self._clock.now(), lease_s=self._lease_s
                 )
+                await self._delivery.extend_leases(claimed, lease_s=self._lease_s)
             except Exception as exc:  # the next round tries again; a lost lease is recovered
                 log.error(
                     "worker.extend_lease_failed",

@@ -149,7 +149,7 @@ class Sweeper:
         for _ in range(MAX_CHUNKS_PER_STEP):
             async with self._sessions() as session:
                 rows = await repo.queued_ids(
-                    session, due_before=horizon, after_id=after_id, limit=CHUNK
+                    session, due_before=horizon, now=now, after_id=after_id, limit=CHUNK
                 )
             if not rows:
                 break

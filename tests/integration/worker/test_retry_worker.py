@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -157,3 +158,33 @@ async def test_run_delivers_until_stopped_and_then_exits(harness: Harness) -> No
     stop.set()
     await asyncio.wait_for(task, timeout=10)
     assert worker.claimed == 0
+
+
+@pytest.mark.parametrize("deployment", ["postgres+redis"], indirect=True)
+async def test_redis_restarted_empty_does_not_requeue_what_a_worker_is_sending(
+    harness: Harness, redis_client: Any, redis_prefix: str
+) -> None:
+    # Given a delivery a worker has claimed and marked delivering (its request in flight)
+    await harness.add_endpoint()
+    [delivery] = (await harness.publish()).deliveries
+    claimed = await harness.runtime.queue.get_due_retries(
+        now=harness.clock.now(), limit=10, lease_s=60
+    )
+    assert claimed == [delivery.id]
+    assert [p.delivery_id for p in await harness.runtime.delivery.prepare(claimed)] == claimed
+
+    # When Redis loses every key (restarted empty) and the sweeper rebuilds the queue
+    keys = [key async for key in redis_client.scan_iter(match=f"{redis_prefix}*")]
+    assert keys
+    await redis_client.delete(*keys)
+    report = await harness.sweeper.run_once()
+
+    # Then the delivery in flight is not queued again (a second worker would send it twice)...
+    assert report.requeued_missing == 0
+    assert await harness.runtime.queue.depth() == 0
+
+    # ...but once its lease has expired (the worker died with it), it is
+    harness.clock.advance(61)
+    assert (await harness.sweeper.run_once()).requeued_missing == 1
+    assert await harness.run() == 1
+    assert (await harness.delivery(delivery.id)).state == "succeeded"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint, Event
@@ -50,12 +50,14 @@ async def load_for_attempt(
 
 
 async def mark_delivering(
-    session: AsyncSession, *, delivery_ids: Sequence[str], now: datetime
+    session: AsyncSession, *, delivery_ids: Sequence[str], now: datetime, lease_s: float
 ) -> dict[str, int]:
     """Move due, claimable deliveries to ``delivering``; returns ``{id: new version}``.
 
     One statement for the batch. An id missing from the answer was changed by someone else
-    since it was loaded (or is no longer due): the caller must not attempt it.
+    since it was loaded (or is no longer due): the caller must not attempt it. The row's
+    ``lease_until`` records the claim in the database too, so a queue that lost its data (Redis
+    restarted empty) is not refilled with deliveries a worker is sending right now.
     """
     if not delivery_ids:
         return {}
@@ -70,12 +72,26 @@ async def mark_delivering(
             state="delivering",
             version=Delivery.version + 1,
             updated_at=now,
+            lease_until=now + timedelta(seconds=lease_s),
             first_attempt_at=func.coalesce(Delivery.first_attempt_at, now),
         )
         .returning(Delivery.id, Delivery.version)
         .execution_options(synchronize_session=False)
     )
     return dict(result.tuples().all())
+
+
+async def extend_leases(
+    session: AsyncSession, *, delivery_ids: Sequence[str], lease_until: datetime
+) -> None:
+    """Move the database lease of deliveries still ``delivering`` to ``lease_until``."""
+    if delivery_ids:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), Delivery.state == "delivering")
+            .values(lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def settle_delivery(
@@ -289,14 +305,26 @@ async def disable_endpoint(
 
 
 async def queued_ids(
-    session: AsyncSession, *, due_before: datetime, after_id: str | None, limit: int
+    session: AsyncSession,
+    *,
+    due_before: datetime,
+    now: datetime,
+    after_id: str | None,
+    limit: int,
 ) -> list[tuple[str, datetime]]:
-    """``(id, next_attempt_at)`` of deliveries that belong in the queue, due before then.
+    """``(id, next_attempt_at)`` of deliveries that belong in the queue, due before then;
+    a ``delivering`` one only once its lease has expired (a worker is sending it otherwise).
 
     Keyset-paged by id so the sweeper walks a large table in bounded chunks.
     """
     query = select(Delivery.id, Delivery.next_attempt_at).where(
-        Delivery.state.in_(CLAIMABLE_STATES), Delivery.next_attempt_at <= due_before
+        Delivery.state.in_(CLAIMABLE_STATES),
+        Delivery.next_attempt_at <= due_before,
+        or_(
+            Delivery.state != "delivering",
+            Delivery.lease_until.is_(None),
+            Delivery.lease_until <= now,
+        ),
     )
     if after_id is not None:
         query = query.where(Delivery.id > after_id)
