@@ -69,6 +69,9 @@ RESERVED_HEADERS: Final = frozenset(
     }
 )
 """Headers an endpoint's own ``headers`` cannot set: framing, and the ones we sign or own."""
+SETTLE_RETRY_DELAYS_S: Final = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+"""Pauses between tries of a settle that failed transiently (about 6 s in all, well inside a
+lease): long enough for a deadlock retry or a fast database restart."""
 MAX_ERROR_CHARS: Final = 1000
 """``last_error`` is cut to this many characters (an exception message can be any length)."""
 
@@ -335,13 +338,17 @@ class DeliveryService:
         attempt is recorded in a transaction of its own; one that still cannot be recorded is
         recorded without its response excerpt, and failing that its delivery becomes a dead
         letter naming the problem. Metrics and log lines are emitted for what was committed.
-        An outage raises: the claims' leases expire and the deliveries are attempted again.
+
+        A transient failure (a deadlock victim, SQLite busy, a database restarting) is retried
+        for a few seconds (``SETTLE_RETRY_DELAYS_S``): the subscriber has answered, and dropping
+        the outcome would send it again. An outage that outlasts them raises: the claims'
+        leases expire and the deliveries are attempted again (at least once).
         """
         if not results:
             return SettleSummary()
         now = self._clock.now()
         try:
-            settled = await self._settle_batch(results, now=now)
+            settled = await self._settle_retrying(results, now=now)
         except Exception as exc:
             if is_outage(exc):
                 raise
@@ -359,6 +366,24 @@ class DeliveryService:
         if settled.finished:
             await self._queue.complete_retry(settled.finished)
         return settled.summary
+
+    async def _settle_retrying(
+        self, results: Sequence[AttemptResult], *, now: datetime
+    ) -> _Settled:
+        for delay_s in (*SETTLE_RETRY_DELAYS_S, None):
+            try:
+                return await self._settle_batch(results, now=now)
+            except Exception as exc:
+                if delay_s is None or not is_outage(exc):
+                    raise
+                log.warning(
+                    "delivery.settle_retry",
+                    deliveries=len(results),
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                    retry_in_s=delay_s,
+                )
+                await self._clock.sleep(delay_s)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _settle_one_by_one(
         self, results: Sequence[AttemptResult], *, now: datetime
@@ -451,7 +476,9 @@ class DeliveryService:
                     else:
                         summary.failed += 1
             await repo.insert_attempts(session, rows=attempt_rows)
-            for endpoint_id, fold in folds.items():
+            # Endpoint rows are the only ones concurrent settles share: lock them in one order
+            # (sorted ids) so two workers never deadlock on them.
+            for endpoint_id, fold in sorted(folds.items()):
                 disabled = await self._apply_health(session, endpoint_id, fold, now=now)
                 if disabled is not None:
                     summary.disabled_endpoints.append(endpoint_id)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from hookline.domain.outcome import AttemptError
 from hookline.sender.client import OutboundRequest, SendResult
@@ -317,3 +318,31 @@ async def test_a_malformed_secret_dead_letters_only_its_webhook(harness: Harness
     states = await _states(harness, deliveries[poisoned])
     assert {d.state for d in states.values()} == {"failed"}
     assert all(poisoned in (d.last_error or "") for d in states.values())
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what asyncpg's DeadlockDetectedError carries
+
+
+async def test_a_settle_that_loses_a_deadlock_is_retried_not_dropped(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a database that picks this settle as a deadlock victim twice, then lets it through
+    await harness.add_endpoint("/hook")
+    ids = [(await harness.publish(payload={"n": n})).deliveries[0].id for n in range(3)]
+    real_settle = deliveries_repo.settle_delivery
+    victims = [_Deadlock("deadlock detected"), _Deadlock("deadlock detected")]
+
+    async def settle_delivery(session: Any, **kwargs: Any) -> bool:
+        if victims:
+            raise DBAPIError("UPDATE deliveries ...", {}, victims.pop())
+        return await real_settle(session, **kwargs)
+
+    monkeypatch.setattr(deliveries_repo, "settle_delivery", settle_delivery)
+
+    # When the batch is settled
+    assert await harness.worker().run_once() == 3
+
+    # Then the outcomes were recorded on a later try: nothing is sent twice
+    assert {d.state for d in (await _states(harness, ids)).values()} == {"succeeded"}
+    assert len(harness.receiver.requests) == 3
