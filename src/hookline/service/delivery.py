@@ -70,8 +70,8 @@ RESERVED_HEADERS: Final = frozenset(
 )
 """Headers an endpoint's own ``headers`` cannot set: framing, and the ones we sign or own."""
 SETTLE_RETRY_DELAYS_S: Final = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
-"""Pauses between tries of a settle that failed transiently (about 6 s in all, well inside a
-lease): long enough for a deadlock retry or a fast database restart."""
+"""Pauses between tries of a settle that failed transiently (about 6 s in all, and never past a
+third of the lease): long enough for a deadlock retry or a fast database restart."""
 MAX_ERROR_CHARS: Final = 1000
 """``last_error`` is cut to this many characters (an exception message can be any length)."""
 
@@ -340,7 +340,8 @@ class DeliveryService:
         letter naming the problem. Metrics and log lines are emitted for what was committed.
 
         A transient failure (a deadlock victim, SQLite busy, a database restarting) is retried
-        for a few seconds (``SETTLE_RETRY_DELAYS_S``): the subscriber has answered, and dropping
+        for a few seconds (``SETTLE_RETRY_DELAYS_S``, within a third of the lease): the
+        subscriber has answered, and dropping
         the outcome would send it again. An outage that outlasts them raises: the claims'
         leases expire and the deliveries are attempted again (at least once).
         """
@@ -370,11 +371,16 @@ class DeliveryService:
     async def _settle_retrying(
         self, results: Sequence[AttemptResult], *, now: datetime
     ) -> _Settled:
+        # Never retry past a third of the lease: a claim whose lease expires is sent again by
+        # someone else, which is the duplicate the retry exists to avoid.
+        deadline = self._clock.monotonic() + self._lease_s / 3
         for delay_s in (*SETTLE_RETRY_DELAYS_S, None):
             try:
                 return await self._settle_batch(results, now=now)
             except Exception as exc:
-                if delay_s is None or not is_outage(exc):
+                if delay_s is None or self._clock.monotonic() + delay_s > deadline:
+                    raise
+                if not is_outage(exc):
                     raise
                 log.warning(
                     "delivery.settle_retry",
