@@ -33,6 +33,11 @@ window (10 hours by default) before they become dead letters.
 Every path except the operations ones and the docs needs `Authorization: Bearer <token>`.
 Lists are newest first: `limit` (1-500, default 50) and the opaque `cursor` from the previous
 page's `next_cursor`. Timestamps are RFC 3339 UTC; durations are seconds.
+
+Input: an unknown body field or query parameter is a 422, like any value the schema refuses;
+JSON in a request nests at most 64 arrays/objects below its top level; a timestamp in a request
+carries its offset and lies in 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z. `OPTIONS` on any path
+answers 204 with `Allow`; a method a path does not have is a 405 with the same `Allow`.
 """
 
 

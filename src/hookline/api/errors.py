@@ -4,13 +4,21 @@
     Conflict          → 409   (InvalidTransition included)
     PayloadTooLarge   → 413
     Backpressure      → 503 + Retry-After (seconds the queue asks publishers to wait)
-    Unavailable       → 503 + Retry-After   (also a lost or refused database connection)
+    Unavailable       → 503 + Retry-After   (also any database, Redis or network error that
+                                          ``storage.db.is_outage`` calls an outage: refused,
+                                          reset, restarting server, pool timeout)
     InvalidCursor     → 422 in FastAPI's validation shape, loc ["query", "cursor"]
-    RequestValidationError → FastAPI's own 422 (made safe for NaN inputs)
+    RequestValidationError → FastAPI's own 422 (made safe for any input, see below)
     a body that is not UTF-8 JSON at all → 422 too (FastAPI alone would say 400)
+    a body nested deeper than MAX_JSON_DEPTH → 422 naming the top-level field (api.routing)
+    405               → with ``Allow`` naming every method of the path, not one route's;
+                        OPTIONS (which no route declares) → 204 with the same ``Allow``
     any other HooklineError → 500 (a bug: logged with its traceback)
 
 Every body is ``{"detail": "..."}`` except the 422s, which keep FastAPI's ``detail[]`` list.
+A 422 echoes the offending input back, so building it must not fail on any input: the echo is
+made JSON-safe by an iterative walk (no recursion at all) that cuts it off ``ECHO_MAX_DEPTH``
+levels down.
 """
 
 from __future__ import annotations
@@ -18,15 +26,18 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from asyncpg import InterfaceError as AsyncpgInterfaceError
+from asyncpg import PostgresError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hookline.api.routing import JsonTooDeep, allowed_methods
 from hookline.api.schemas.common import ErrorOut
 from hookline.errors import (
     Backpressure,
@@ -38,11 +49,15 @@ from hookline.errors import (
 )
 from hookline.observability.logging import get_logger
 from hookline.service.pagination import InvalidCursor
+from hookline.storage.db import is_outage
 
 log = get_logger("hookline.api")
 
 UNAVAILABLE_RETRY_AFTER_S: Final = 5
 """What a client is told to wait after a 503 caused by an unreachable database or queue."""
+ECHO_MAX_DEPTH: Final = 16
+"""How deep a 422 echoes an offending input back (counted from ``detail``); deeper is "…"."""
+TRUNCATED: Final = "…"
 
 _STATUS: Final[tuple[tuple[type[HooklineError], int], ...]] = (
     (NotFound, 404),
@@ -85,38 +100,85 @@ async def _hookline_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database, Redis or network error under a service: an outage is a 503 the client
+    retries after ``Retry-After``; anything else is a bug, logged and answered 500."""
+    if not is_outage(exc):
+        log.error("api.unmapped_error", path=request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
     log.warning("api.database_unavailable", path=request.url.path, error=type(exc).__name__)
     return JSONResponse(
-        {"detail": "database unavailable"},
+        {"detail": "database or queue unavailable"},
         status_code=503,
         headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
     )
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` as strict JSON can carry it: NaN and infinities spelled as strings, lone
-    surrogates (which UTF-8 cannot encode) as backslash escapes."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
+    """``value`` as strict JSON can carry it, cut off ``ECHO_MAX_DEPTH`` containers down: NaN
+    and infinities spelled as strings, lone surrogates (which UTF-8 cannot encode) as backslash
+    escapes, other objects through ``jsonable_encoder``. Iterative, so no input is too deep."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(root, 0, value, 0)]
+    while stack:
+        parent, key, item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            parent[key] = str(item)
+        elif isinstance(item, str):
+            parent[key] = item.encode("utf-8", "backslashreplace").decode("utf-8")
+        elif item is None or isinstance(item, bool | int | float):
+            parent[key] = item
+        elif isinstance(item, dict | list | tuple):
+            if depth >= ECHO_MAX_DEPTH:
+                parent[key] = TRUNCATED
+                continue
+            pairs: list[tuple[Any, Any]]
+            if isinstance(item, dict):
+                pairs = [(_json_key(name), child) for name, child in item.items()]
+                container: Any = dict.fromkeys(name for name, _ in pairs)  # keeps the order
+            else:
+                pairs = list(enumerate(item))
+                container = [None] * len(pairs)
+            parent[key] = container
+            stack.extend((container, name, child, depth + 1) for name, child in pairs)
+        else:  # an exception in ctx, a Decimal, ...: encoded alone, then walked like the rest
+            stack.append((parent, key, _encoded(item), depth))
+    return root[0]
+
+
+def _encoded(item: Any) -> Any:
+    try:
+        encoded = jsonable_encoder(item)
+    except ValueError:  # nothing jsonable_encoder knows how to read
+        return str(item)
+    if encoded is None or isinstance(encoded, dict | list | str | int | float | bool):
+        return encoded
+    return str(item)
+
+
+def _json_key(name: Any) -> str:
+    text = name if isinstance(name, str) else str(name)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, also when the offending input is NaN (which would break the answer)."""
+    """FastAPI's 422, whatever the offending input is (NaN, lone surrogates, deep nesting)."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+    return JSONResponse({"detail": _json_safe(exc.errors())}, status_code=422)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette/FastAPI HTTP errors as they are, except a body FastAPI could not even parse
-    (bytes that are not UTF-8 JSON, nesting too deep): that is bad input, so a 422."""
+    (bytes that are not UTF-8 JSON, nesting too deep): that is bad input, so a 422; and a 405
+    names every method of the path in ``Allow``, or is the 204 that answers OPTIONS."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, JsonTooDeep):
+        return JSONResponse({"detail": [exc.__cause__.as_error()]}, status_code=422)
+    if exc.status_code == 405:
+        allow = allowed_methods(request)
+        if allow is not None and request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": allow})
+        if allow is not None:
+            exc.headers = {**(exc.headers or {}), "Allow": allow}
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
         reason = type(exc.__cause__).__name__
         detail = [
@@ -155,7 +217,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # A connection lost or refused under a service is an outage, not a bug: 503, not 500.
-    for kind in (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError):
+    # (SQLAlchemyError covers the driver's own errors it wraps: asyncpg's CannotConnectNowError
+    # during a restart arrives as a DBAPIError, not as an OperationalError; asyncpg's own are
+    # listed for the rare path that does not wrap them.)
+    outages = (SQLAlchemyError, RedisError, PostgresError, AsyncpgInterfaceError, OSError)
+    for kind in (*outages, TimeoutError):
         app.add_exception_handler(kind, _database_error)
 
 

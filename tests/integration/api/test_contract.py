@@ -396,7 +396,7 @@ async def test_retry_config_get_put_delete(api: Api) -> None:
 
     default = await api.client.get(path)
     assert default.status_code == 200
-    assert default.json() == {**DEFAULT_RETRY_CONFIG, "source": "default"}
+    assert default.json() == {**DEFAULT_RETRY_CONFIG, "source": "default", "problem": None}
 
     custom = {
         "max_retries": 5,
@@ -419,18 +419,24 @@ async def test_retry_config_get_put_delete(api: Api) -> None:
         "max_retry_duration": 3600.0,
         "disable_on_status": [404, 410, 451],
         "source": "custom",
+        "problem": None,
     }
     assert put.json() == expected
     assert (await api.client.get(path)).json() == expected
     shown = (await api.client.get(f"/webhooks/{webhook['id']}")).json()["retry_config"]
-    assert shown == {k: v for k, v in expected.items() if k != "source"}
+    assert shown == {k: v for k, v in expected.items() if k not in {"source", "problem"}}
 
     partial = await api.client.put(path, json={"max_retries": 2})
-    assert partial.json() == {**DEFAULT_RETRY_CONFIG, "max_retries": 2, "source": "custom"}
+    assert partial.json() == {
+        **DEFAULT_RETRY_CONFIG,
+        "max_retries": 2,
+        "source": "custom",
+        "problem": None,
+    }
 
     reset = await api.client.delete(path)
     assert reset.status_code == 200
-    assert reset.json() == {**DEFAULT_RETRY_CONFIG, "source": "default"}
+    assert reset.json() == {**DEFAULT_RETRY_CONFIG, "source": "default", "problem": None}
     assert (await api.client.get(path)).json()["source"] == "default"
 
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
-from hookline.api.errors import error_responses, install_error_handlers, status_for
+from hookline.api.errors import (
+    ECHO_MAX_DEPTH,
+    TRUNCATED,
+    error_responses,
+    install_error_handlers,
+    status_for,
+)
 from hookline.errors import (
     Backpressure,
     ConfigurationError,
@@ -135,3 +142,51 @@ def test_documented_error_responses() -> None:
     assert "Retry-After" in documented[503]["headers"]
     assert "WWW-Authenticate" in documented[401]["headers"]
     assert all(entry["description"] for entry in documented.values())
+
+
+async def test_a_validation_error_echoing_deep_input_answers_with_the_echo_cut_off() -> None:
+    # Given a validation error whose input nests far deeper than any stack would allow
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/deep")
+    async def raise_deep() -> None:
+        raise RequestValidationError(
+            [{"type": "x", "loc": ("body", "v"), "msg": "m", "input": deep}]
+        )
+
+    # When it becomes a response
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://errors.test") as client:
+        response = await client.get("/deep")
+
+    # Then it is the 422, the echo cut off ECHO_MAX_DEPTH levels down (counted from detail)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "v"]
+    echo, levels = error["input"], 2  # detail list, error object
+    while isinstance(echo, list):
+        (echo,) = echo
+        levels += 1
+    assert (echo, levels) == (TRUNCATED, ECHO_MAX_DEPTH)
+
+
+async def test_a_405_names_every_method_of_the_path_and_options_is_204() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/thing")
+    async def read() -> None: ...
+
+    @app.delete("/thing")
+    async def remove() -> None: ...
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://errors.test") as client:
+        put = await client.put("/thing")
+        options = await client.options("/thing")
+    assert (put.status_code, put.headers["allow"]) == (405, "GET, DELETE, OPTIONS")
+    assert (options.status_code, options.headers["allow"]) == (204, "GET, DELETE, OPTIONS")

@@ -131,3 +131,21 @@ def test_retry_config_schema_carries_the_rules() -> None:
     jitter = openapi_document()["components"]["schemas"]["JitterMode"]
     assert jitter["enum"] == ["none", "full", "equal", "proportional"]
     assert all(props[name].get("description") for name in props)
+
+
+def test_links_lead_from_created_ids_to_the_operations_that_take_them() -> None:
+    by_id = {op["operationId"]: op for op in _operations().values()}
+    found = []
+    for (method, path), operation in _operations().items():
+        for status, response in operation["responses"].items():  # type: ignore[union-attr]
+            for name, link in response.get("links", {}).items():
+                target = by_id[link["operationId"]]
+                params = {p["name"] for p in target.get("parameters", [])}
+                assert set(link["parameters"]) <= params, (method, path, status, name)
+                found.append((method, path, link["operationId"]))
+    assert ("post", "/webhooks", "get_webhook") in found
+    assert ("post", "/webhooks", "set_retry_config") in found
+    assert ("post", "/webhooks", "delete_webhook") in found
+    assert ("post", "/events", "get_event") in found
+    assert ("get", "/events/{event_id}", "get_delivery") in found
+    assert ("get", "/deliveries", "retry_delivery") in found

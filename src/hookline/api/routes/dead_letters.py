@@ -8,14 +8,20 @@ from fastapi import APIRouter, Body, Query
 
 from hookline.api.deps import DeadLettersDep, QueriesDep
 from hookline.api.errors import error_responses
+from hookline.api.links import DELIVERY_OPERATIONS, links
 from hookline.api.pagination import DEFAULT_LIMIT, Cursor, Limit, page_out
+from hookline.api.routing import ApiRoute
 from hookline.api.schemas import DeliveryOut, Page, ReplayIn, ReplayOut
 from hookline.api.schemas.common import id_pattern
 
-router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+router = APIRouter(prefix="/dead-letters", tags=["dead letters"], route_class=ApiRoute)
 
 
-@router.get("", summary="List dead letters")
+@router.get(
+    "",
+    responses={200: {"links": links("delivery_id", "/data/0/id", *DELIVERY_OPERATIONS)}},
+    summary="List dead letters",
+)
 async def list_dead_letters(
     queries: QueriesDep,
     webhook_id: Annotated[

@@ -8,15 +8,21 @@ from fastapi import APIRouter, Query
 
 from hookline.api.deps import DeadLettersDep, DeliveryId, QueriesDep
 from hookline.api.errors import error_responses
+from hookline.api.links import DELIVERY_OPERATIONS, links
 from hookline.api.pagination import DEFAULT_LIMIT, Cursor, Limit, page_out
+from hookline.api.routing import ApiRoute
 from hookline.api.schemas import DeliveryDetailOut, DeliveryOut, Page
 from hookline.api.schemas.common import id_pattern
 from hookline.domain.states import DeliveryState
 
-router = APIRouter(prefix="/deliveries", tags=["deliveries"])
+router = APIRouter(prefix="/deliveries", tags=["deliveries"], route_class=ApiRoute)
 
 
-@router.get("", summary="List deliveries")
+@router.get(
+    "",
+    responses={200: {"links": links("delivery_id", "/data/0/id", *DELIVERY_OPERATIONS)}},
+    summary="List deliveries",
+)
 async def list_deliveries(
     queries: QueriesDep,
     webhook_id: Annotated[

@@ -6,18 +6,26 @@ from fastapi import APIRouter, Response
 
 from hookline.api.deps import EventId, EventsDep, QueriesDep
 from hookline.api.errors import error_responses
+from hookline.api.links import DELIVERY_OPERATIONS, links
+from hookline.api.routing import ApiRoute
 from hookline.api.schemas import EventIn, EventOut, PublishedEventOut
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], route_class=ApiRoute)
+PUBLISHED_LINKS = {
+    **links("event_id", "/id", "get_event", "list_deliveries"),
+    **links("delivery_id", "/deliveries/0/id", *DELIVERY_OPERATIONS),
+}
 
 
 @router.post(
     "",
     status_code=202,
     responses={
+        202: {"links": PUBLISHED_LINKS},
         200: {
             "model": PublishedEventOut,
             "description": "A repeated idempotency_key: the first event, nothing new created.",
+            "links": PUBLISHED_LINKS,
         },
         **error_responses(413, 503),
     },
@@ -33,7 +41,14 @@ async def publish_event(body: EventIn, events: EventsDep, response: Response) ->
     return PublishedEventOut.from_result(result)
 
 
-@router.get("/{event_id}", responses=error_responses(404), summary="Get an event")
+@router.get(
+    "/{event_id}",
+    responses={
+        200: {"links": links("delivery_id", "/deliveries/0/id", *DELIVERY_OPERATIONS)},
+        **error_responses(404),
+    },
+    summary="Get an event",
+)
 async def get_event(event_id: EventId, queries: QueriesDep) -> EventOut:
     """The event, its payload, and its deliveries."""
     return EventOut.from_found(await queries.get_event(event_id=event_id))

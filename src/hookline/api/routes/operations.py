@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookline.api.deps import RuntimeDep
+from hookline.api.routing import ApiRoute
 from hookline.api.schemas import HealthOut, ReadinessOut
 from hookline.service.health import check_readiness
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=ApiRoute)
 
 
 @router.get("/healthz", summary="The process is up")
@@ -24,15 +25,23 @@ async def healthz() -> HealthOut:
 @router.get(
     "/readyz",
     response_model=ReadinessOut,
-    responses={503: {"model": ReadinessOut, "description": "Database or queue unreachable."}},
+    responses={
+        503: {
+            "model": ReadinessOut,
+            "description": "Database or queue unreachable, or a loop of this process not running.",
+        }
+    },
     summary="Database and queue are reachable",
 )
 async def readyz(runtime: RuntimeDep) -> ReadinessOut | JSONResponse:
-    readiness = await check_readiness(engine=runtime.engine, queue=runtime.queue)
+    readiness = await check_readiness(
+        engine=runtime.engine, queue=runtime.queue, loops=runtime.loops
+    )
     body = ReadinessOut(
         status="ok" if readiness.ready else "unavailable",
         database="ok" if readiness.database_ok else "unavailable",
         queue="ok" if readiness.queue_ok else "unavailable",
+        loops={name: state.value for name, state in readiness.loops.items()},
         detail="; ".join(readiness.problems) or None,
     )
     if readiness.ready:

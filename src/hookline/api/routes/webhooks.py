@@ -8,10 +8,13 @@ from fastapi import APIRouter, Body, Query, Response
 
 from hookline.api.deps import EndpointsDep, WebhookId
 from hookline.api.errors import error_responses
+from hookline.api.links import WEBHOOK_OPERATIONS, links
 from hookline.api.pagination import DEFAULT_LIMIT, Cursor, Limit, page_out
+from hookline.api.routing import ApiRoute
 from hookline.api.schemas import (
     EnableIn,
     Page,
+    RetryConfigIn,
     RetryConfigOut,
     RetryScheduleOut,
     SecretOut,
@@ -21,15 +24,19 @@ from hookline.api.schemas import (
     WebhookPatch,
     WebhookStatsOut,
 )
-from hookline.domain.retry_config import RetryConfig
 from hookline.domain.states import EndpointStatus
 from hookline.service.endpoints import EndpointChanges
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=ApiRoute)
 NOT_FOUND = error_responses(404)
 
 
-@router.post("", status_code=201, summary="Create a webhook")
+@router.post(
+    "",
+    status_code=201,
+    responses={201: {"links": links("webhook_id", "/id", *WEBHOOK_OPERATIONS)}},
+    summary="Create a webhook",
+)
 async def create_webhook(body: WebhookIn, endpoints: EndpointsDep) -> WebhookOut:
     """Create a webhook endpoint; its signing secret is generated unless given."""
     endpoint = await endpoints.create(
@@ -43,7 +50,11 @@ async def create_webhook(body: WebhookIn, endpoints: EndpointsDep) -> WebhookOut
     return WebhookOut.from_endpoint(endpoint)
 
 
-@router.get("", summary="List webhooks")
+@router.get(
+    "",
+    responses={200: {"links": links("webhook_id", "/data/0/id", *WEBHOOK_OPERATIONS)}},
+    summary="List webhooks",
+)
 async def list_webhooks(
     endpoints: EndpointsDep,
     status: Annotated[EndpointStatus | None, Query(description="Only this status.")] = None,
@@ -87,7 +98,7 @@ async def get_retry_config(webhook_id: WebhookId, endpoints: EndpointsDep) -> Re
 
 @router.put("/{webhook_id}/retry-config", responses=NOT_FOUND, summary="Set the retry config")
 async def set_retry_config(
-    webhook_id: WebhookId, body: RetryConfig, endpoints: EndpointsDep
+    webhook_id: WebhookId, body: RetryConfigIn, endpoints: EndpointsDep
 ) -> RetryConfigOut:
     """Replace the webhook's retry config (absent fields take their defaults)."""
     effective = await endpoints.set_retry_config(endpoint_id=webhook_id, config=body)

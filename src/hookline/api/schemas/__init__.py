@@ -14,7 +14,7 @@ from hookline.api.schemas.deliveries import (
 )
 from hookline.api.schemas.events import EventIn, EventOut, PublishedEventOut
 from hookline.api.schemas.operations import HealthOut, ReadinessOut
-from hookline.api.schemas.retry_config import RetryConfigOut, RetryScheduleOut
+from hookline.api.schemas.retry_config import RetryConfigIn, RetryConfigOut, RetryScheduleOut
 from hookline.api.schemas.stats import WebhookStatsOut
 from hookline.api.schemas.webhooks import (
     EnableIn,
@@ -39,6 +39,7 @@ __all__ = [
     "ReadinessOut",
     "ReplayIn",
     "ReplayOut",
+    "RetryConfigIn",
     "RetryConfigOut",
     "RetryScheduleOut",
     "SecretOut",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from hookline.api.schemas.common import (
+    TIMESTAMP_RULE,
     AwareUtcDatetime,
     InputModel,
     OutputModel,
@@ -86,7 +87,7 @@ class ReplayIn(InputModel):
 
     webhook_id: WebhookIdField | None = Field(None, description="Only this webhook's.")
     since: AwareUtcDatetime | None = Field(
-        None, description="Only those that failed at or after this time (RFC 3339)."
+        None, description=f"Only those that failed at or after this time: {TIMESTAMP_RULE}"
     )
 
 

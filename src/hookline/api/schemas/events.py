@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 from pydantic import AfterValidator, Field
 
-from hookline.api.schemas.common import InputModel, OutputModel, StorableText, UtcDatetime
+from hookline.api.schemas.common import (
+    MAX_JSON_DEPTH,
+    InputModel,
+    OutputModel,
+    StorableText,
+    UtcDatetime,
+)
 from hookline.api.schemas.deliveries import DeliveryOut
 
 if TYPE_CHECKING:
@@ -16,21 +22,26 @@ if TYPE_CHECKING:
     from hookline.service.queries import EventWithDeliveries
 
 
-def _finite_numbers(value: Any) -> None:
-    stack = [value]
+def _finite_and_shallow(value: Any) -> None:
+    """Refuse NaN/Infinity anywhere in ``value`` and nesting deeper than ``MAX_JSON_DEPTH``
+    (one iterative walk: a deep value cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError("must be JSON: NaN and Infinity are not JSON numbers")
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        if isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValueError(
+                    f"must not nest arrays/objects deeper than {MAX_JSON_DEPTH} levels"
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 def _sendable_json(value: Any) -> Any:
     """The payload unchanged if it is JSON hookline can store and send byte for byte."""
-    _finite_numbers(value)
+    _finite_and_shallow(value)
     try:
         orjson.dumps(value)
     except orjson.JSONEncodeError as exc:  # lone surrogates, integers beyond 64 bits, depth
@@ -50,7 +61,8 @@ class EventIn(InputModel):
     event_type: EventType
     payload: Annotated[Any, AfterValidator(_sendable_json)] = Field(
         description="Any JSON value, at most MAX_PAYLOAD_BYTES (default 256 KiB) as compact "
-        "JSON; sent to subscribers as the request body.",
+        f"JSON, nested at most {MAX_JSON_DEPTH} arrays/objects deep, integers written without "
+        "a fraction or exponent within -2^63..2^64-1; sent to subscribers as the request body.",
         examples=[{"order_id": 1234, "total": "19.99"}],
     )
     idempotency_key: Annotated[StorableText, Field(min_length=1, max_length=255)] | None = Field(

@@ -1,26 +1,39 @@
-"""Retry-config shapes: the effective config with its source, and the planned timeline."""
+"""Retry-config shapes: the config a request gives, the effective config with its source, and
+the planned timeline."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from hookline.api.schemas.common import OutputModel
+from hookline.api.schemas.common import OutputModel, json_scalars_of
 from hookline.domain.retry_config import RetryConfig
 from hookline.service.endpoints import EffectiveRetryConfig
+
+RetryConfigIn = Annotated[RetryConfig, BeforeValidator(json_scalars_of(RetryConfig))]
+"""``RetryConfig`` as a request gives it: each number, integer and boolean must be one in JSON
+too (pydantic alone would read ``true`` as 1 and ``"5"`` as 5, which the schema forbids)."""
 
 
 class RetryConfigOut(RetryConfig):
     """The effective retry config, and whether it is the webhook's own or the defaults."""
 
-    source: Literal["default", "custom"] = Field(
-        description="custom: set for this webhook; default: the server's defaults."
+    source: Literal["default", "custom", "invalid"] = Field(
+        description="custom: set for this webhook; default: the server's defaults; invalid: "
+        "the stored config cannot be read (old data, a hand edit): the fields show the "
+        "defaults, deliveries to this webhook become dead letters naming the problem until a "
+        "PUT or DELETE replaces it."
+    )
+    problem: str | None = Field(
+        None, description="Why the stored config cannot be read; null unless source is invalid."
     )
 
     @classmethod
     def from_effective(cls, effective: EffectiveRetryConfig) -> RetryConfigOut:
-        return cls(**effective.config.model_dump(), source=effective.source)
+        return cls(
+            **effective.config.model_dump(), source=effective.source, problem=effective.problem
+        )
 
 
 class ScheduledRetryOut(OutputModel):

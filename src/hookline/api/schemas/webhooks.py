@@ -8,8 +8,18 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from pydantic import AfterValidator, AnyHttpUrl, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    Field,
+    GetJsonSchemaHandler,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from hookline.api.schemas.common import (
     InputModel,
@@ -17,6 +27,8 @@ from hookline.api.schemas.common import (
     StorableText,
     UtcDatetime,
 )
+from hookline.api.schemas.retry_config import RetryConfigIn
+from hookline.api.schemas.urls import WEBHOOK_URL_PATTERN
 from hookline.domain.retry_config import RetryConfig
 from hookline.domain.signing import validate_secret
 from hookline.domain.states import DisabledReason, EndpointStatus
@@ -46,6 +58,18 @@ RESERVED_HEADERS: Final = frozenset(
     }
 )
 """Headers hookline or HTTP itself sets; a webhook may not override them."""
+RESERVED_HEADERS_PATTERN: Final = "^(?:{})$".format(
+    "|".join(
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+        for name in sorted(RESERVED_HEADERS)
+    )
+)
+"""``RESERVED_HEADERS`` in any letter case, for the JSON Schema (which has no case flag)."""
+WHSEC_PATTERN: Final = (
+    r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+    r"|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/]{2}==)?)$"
+)
+"""``whsec_`` + padded base64 of 24-64 bytes (``domain.signing.decode_secret``)."""
 
 _URL_ADAPTER: Final = TypeAdapter(AnyHttpUrl)
 _HEADER_NAME: Final = re.compile(HEADER_NAME_PATTERN)
@@ -76,13 +100,35 @@ def _headers(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+class _HeaderNamesSchema:
+    """States the header-name rules as ``propertyNames`` (pydantic writes the name pattern as
+    ``patternProperties``, which would leave other names unconstrained) and the value rules as
+    ``additionalProperties``."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        ((name_pattern, value_schema),) = schema.pop("patternProperties").items()
+        schema["propertyNames"] = {
+            **schema.get("propertyNames", {}),
+            "pattern": name_pattern,
+            "not": {"pattern": RESERVED_HEADERS_PATTERN},
+        }
+        schema["additionalProperties"] = value_schema
+        return schema
+
+
 WebhookUrl = Annotated[
     str,
     Field(
         min_length=1,
         max_length=MAX_URL_CHARS,
-        pattern=r"^[hH][tT][tT][pP][sS]?://",
-        description="Where deliveries are POSTed: an absolute http:// or https:// URL.",
+        pattern=WEBHOOK_URL_PATTERN,
+        description="Where deliveries are POSTed: an absolute http:// or https:// URL, host a "
+        "DNS name, IPv4 or [IPv6] address, no user:password@ (put credentials in headers); "
+        "other characters than printable ASCII percent-encoded.",
         examples=["https://example.com/webhooks/orders"],
     ),
     AfterValidator(_http_url),
@@ -102,10 +148,11 @@ ExtraHeaders = Annotated[
         Annotated[str, Field(min_length=1, max_length=128, pattern=HEADER_NAME_PATTERN)],
         Annotated[str, Field(max_length=MAX_HEADER_VALUE_CHARS, pattern=r"^[^\x00\r\n]*$")],
     ],
+    _HeaderNamesSchema,
     Field(
         max_length=MAX_HEADERS,
         description="Extra request headers sent with every delivery (not webhook-* or "
-        "hop-by-hop headers).",
+        "hop-by-hop headers); names unique regardless of letter case.",
         examples=[{"X-Team": "billing"}],
     ),
     AfterValidator(_headers),
@@ -113,9 +160,9 @@ ExtraHeaders = Annotated[
 Secret = Annotated[
     str,
     Field(
-        pattern=r"^whsec_[A-Za-z0-9+/]+={0,2}$",
+        pattern=WHSEC_PATTERN,
         min_length=38,
-        max_length=128,
+        max_length=94,
         description="Standard Webhooks signing secret: whsec_ + base64 of 24-64 random bytes.",
         examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
     ),
@@ -131,7 +178,7 @@ class WebhookIn(InputModel):
     event_types: EventTypeFilter = Field(default_factory=list)
     headers: ExtraHeaders = Field(default_factory=dict)
     secret: Secret | None = Field(None, description="Generated when absent or null.")
-    retry_config: RetryConfig | None = Field(
+    retry_config: RetryConfigIn | None = Field(
         None, description="How failed deliveries are retried; absent or null = defaults."
     )
 
@@ -196,7 +243,7 @@ class WebhookOut(OutputModel):
 class EnableIn(InputModel):
     """Options of re-enabling a webhook."""
 
-    replay_cancelled: bool = Field(
+    replay_cancelled: StrictBool = Field(
         False, description="Re-queue the deliveries that disabling this webhook cancelled."
     )
 
