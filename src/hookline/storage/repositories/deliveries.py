@@ -128,22 +128,7 @@ async def cancel_deliveries(
         conditions.append(Delivery.id.in_(delivery_ids))
     if endpoint_id is not None:
         conditions.append(Delivery.endpoint_id == endpoint_id)
-    result = await session.execute(
-        update(Delivery)
-        .where(*conditions)
-        .values(
-            state="cancelled",
-            next_attempt_at=None,
-            lease_until=None,
-            completed_at=now,
-            updated_at=now,
-            last_error=reason,
-            version=Delivery.version + 1,
-        )
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
-    return list(result.scalars())
+    return await _finish(session, conditions, state="cancelled", last_error=reason, now=now)
 
 
 async def fail_deliveries(
@@ -171,23 +156,35 @@ async def fail_deliveries(
         ]
         if version is not None:
             conditions.append(Delivery.version == version)
-        result = await session.execute(
-            update(Delivery)
-            .where(*conditions)
-            .values(
-                state="failed",
-                next_attempt_at=None,
-                lease_until=None,
-                completed_at=now,
-                updated_at=now,
-                last_error=problem,
-                version=Delivery.version + 1,
-            )
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        )
-        failed.extend(result.scalars())
+        failed += await _finish(session, conditions, state="failed", last_error=problem, now=now)
     return failed
+
+
+async def _finish(
+    session: AsyncSession,
+    conditions: Sequence[ColumnElement[bool]],
+    *,
+    state: str,
+    last_error: str,
+    now: datetime,
+) -> list[str]:
+    """Move the deliveries matching ``conditions`` to a final ``state``; the ids moved."""
+    result = await session.execute(
+        update(Delivery)
+        .where(*conditions)
+        .values(
+            state=state,
+            next_attempt_at=None,
+            lease_until=None,
+            completed_at=now,
+            updated_at=now,
+            last_error=last_error,
+            version=Delivery.version + 1,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars())
 
 
 async def requeue(
