@@ -16,6 +16,7 @@ matched) and of the ``204`` that answers ``OPTIONS`` (``api.errors`` sends both)
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
@@ -54,14 +55,70 @@ def check_body_depth(body: Any) -> None:
         raise JsonTooDeep(("body",))
 
 
+def too_deep_in_raw(raw: bytes) -> tuple[str, ...] | None:
+    """The ``loc`` of the first value in the raw JSON ``raw`` that nests deeper than
+    ``check_body_depth`` allows, or None; decided on the bytes, before any parser runs.
+
+    The stdlib parser is recursive: how deep it gets before ``RecursionError`` depends on how
+    deep the stack already is, so a body between about 600 and 1000 levels would be refused on
+    ``body`` or on its field depending on the caller. Scanning first makes the answer the same
+    everywhere (the scan skips strings, so brackets inside them do not count).
+    """
+    depth = 0
+    in_string = escaped = expecting_key = False
+    top_is_object = False
+    key_start: int | None = None
+    key = b""
+    for index, byte in enumerate(raw):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+                if key_start is not None:
+                    key, key_start = raw[key_start:index], None
+            continue
+        if byte == 0x22:
+            in_string = True
+            if depth == 1 and top_is_object and expecting_key:
+                key_start, expecting_key = index + 1, False
+        elif byte in b"[{":
+            depth += 1
+            if depth == 1:
+                top_is_object = expecting_key = byte == 0x7B
+            elif top_is_object and depth - 1 > MAX_JSON_DEPTH:
+                return ("body", _decoded_key(key))
+            elif not top_is_object and depth > MAX_JSON_DEPTH + 1:
+                return ("body",)
+        elif byte in b"]}":
+            depth -= 1
+        elif byte == 0x2C and depth == 1 and top_is_object:  # comma between top-level fields
+            expecting_key = True
+    return None
+
+
+def _decoded_key(key: bytes) -> str:
+    try:
+        decoded = json.loads(b'"' + key + b'"')
+    except ValueError:
+        return key.decode("utf-8", "replace")
+    return str(decoded)
+
+
 class _DepthCheckedRequest(Request):
-    """A request whose parsed JSON body has passed ``check_body_depth``."""
+    """A request whose JSON body nests no deeper than ``check_body_depth`` allows."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             raw = await self.body()
+            # Too few brackets to nest that deep: skip the scan (almost every request).
+            if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+                loc = too_deep_in_raw(raw)
+                if loc is not None:
+                    raise JsonTooDeep(loc)
             value = await super().json()
-            # Too few brackets to nest that deep: skip the walk (almost every request).
             if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
                 check_body_depth(value)
         return self._json

@@ -145,3 +145,19 @@ def test_nesting_is_measured_without_recursion() -> None:
     assert not nesting_exceeds(1, 0)
     assert not nesting_exceeds([[{"a": []}]], 4)
     assert nesting_exceeds([[{"a": []}]], 3)
+
+
+def test_too_deep_in_raw_names_the_field_whatever_the_parser_could_take() -> None:
+    from hookline.api.routing import too_deep_in_raw
+    from hookline.api.schemas.common import MAX_JSON_DEPTH
+
+    def nested(depth: int) -> str:
+        return "[" * depth + "]" * depth
+
+    at_limit = '{"a": "[[[{", "payload": ' + nested(MAX_JSON_DEPTH) + "}"
+    assert too_deep_in_raw(at_limit.encode()) is None  # brackets in strings do not count
+    for depth in (MAX_JSON_DEPTH + 1, 900, 5000):
+        body = '{"event_type": "x", "pay\\u006coad": ' + nested(depth) + "}"
+        assert too_deep_in_raw(body.encode()) == ("body", "payload")
+    assert too_deep_in_raw(nested(MAX_JSON_DEPTH + 1).encode()) is None
+    assert too_deep_in_raw(nested(MAX_JSON_DEPTH + 2).encode()) == ("body",)
