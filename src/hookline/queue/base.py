@@ -47,6 +47,12 @@ def require_lease(lease_s: float) -> float:
 class DelayedQueue(Protocol):
     """Due times of deliveries, claimed by workers with a lease (at-least-once)."""
 
+    leases_in_database: bool
+    """True when the lease is a column of the deliveries table itself (``SqlQueue``), so the
+    database already knows every claim; False when only the queue holds it (``RedisQueue``), and
+    the worker also records the lease in the database, where a queue restarted empty cannot
+    lose it."""
+
     async def schedule_retry(self, delivery_id: str, *, due_at: datetime) -> None:
         """Make ``delivery_id`` due at ``due_at``.
 

@@ -64,6 +64,8 @@ def _mapped_errors(action: str) -> Iterator[None]:
 class RedisQueue:
     """The ``DelayedQueue`` on Redis (or Redis Cluster: both keys share one hash tag)."""
 
+    leases_in_database = False
+
     def __init__(
         self, client: aioredis.Redis, *, keys: QueueKeys, owns_client: bool = False
     ) -> None:

@@ -72,6 +72,8 @@ def _mapped_errors(action: str) -> Iterator[None]:
 class SqlQueue:
     """The ``DelayedQueue`` on the ``deliveries`` table (PostgreSQL or SQLite)."""
 
+    leases_in_database = True
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._skip_locked = engine.dialect.name == "postgresql"

@@ -265,7 +265,8 @@ class RetryWorker:
                 await self._queue.extend_lease(
                     claimed, now=self._clock.now(), lease_s=self._lease_s
                 )
-                await self._delivery.extend_leases(claimed, lease_s=self._lease_s)
+                if not self._queue.leases_in_database:
+                    await self._delivery.extend_leases(claimed, lease_s=self._lease_s)
             except Exception as exc:  # the next round tries again; a lost lease is recovered
                 log.error(
                     "worker.extend_lease_failed",

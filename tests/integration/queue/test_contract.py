@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hookline.clock import ManualClock
@@ -481,3 +481,21 @@ async def test_concurrent_claimers_get_every_due_id_exactly_once(
     assert set(everything) == set(ids)
     assert sum(1 for batch in per_worker if batch) > 1  # the work really was shared
     assert await backend.queue.depth() == CONCURRENT_IDS  # all in flight, none dropped
+
+
+async def test_leases_in_database_says_whether_a_claim_is_in_the_deliveries_table(
+    backend: Backend, queue: DelayedQueue, clock: ManualClock
+) -> None:
+    # Given a due delivery, claimed
+    now = clock.now()
+    [delivery_id] = await backend.add([now], now=now)
+    assert await queue.get_due_retries(now=now, limit=1, lease_s=LEASE_S) == [delivery_id]
+
+    # Then the row's lease_until holds the claim exactly when the queue says it does (the
+    # worker records the lease in the database itself only when it does not)
+    async with backend.rows.connect() as conn:
+        lease_until = (
+            await conn.execute(select(Delivery.lease_until).where(Delivery.id == delivery_id))
+        ).scalar_one()
+    assert queue.leases_in_database is (lease_until is not None)
+    assert queue.leases_in_database is not backend.holds_its_own_index
