@@ -34,7 +34,6 @@ from yarl import URL
 
 from hookline.clock import Clock
 from hookline.domain.outcome import AttemptError
-from hookline.domain.text import storable_text
 from hookline.sender.address_guard import AddressGuard, BlockedAddress, IPNetwork, parse_address
 from hookline.sender.resolver import GuardedResolver
 
@@ -66,8 +65,8 @@ class SendResult:
     ``status_code`` is set whenever a status line arrived (then ``error`` is None, even if the
     body could not be read completely: ``error_detail`` then says why). Without a response
     ``status_code`` is None and ``error`` says why. ``response_body`` is at most the first 4 KiB,
-    UTF-8 decoded with replacement characters, NUL included (``storable_text``: the database
-    must be able to store it); ``retry_after`` is the raw ``Retry-After`` header.
+    UTF-8 decoded with replacement characters (NUL stays: ``DeliveryService`` makes the excerpt
+    storable where it stores it); ``retry_after`` is the raw ``Retry-After`` header.
     """
 
     status_code: int | None
@@ -183,7 +182,7 @@ class Sender:
                     status_code=response.status,
                     error=None,
                     error_detail=body_problem,
-                    response_body=storable_text(body.decode("utf-8", errors="replace")),
+                    response_body=body.decode("utf-8", errors="replace"),
                     retry_after=response.headers.get("Retry-After"),
                     duration_ms=self._elapsed_ms(started),
                 )

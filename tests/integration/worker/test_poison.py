@@ -199,7 +199,6 @@ async def test_without_the_nul_guard_the_database_error_still_fails_alone(
     # one attempt row of the wave (CharacterNotInRepertoireError)
     identity: Callable[..., Any] = lambda value, **_: value  # noqa: E731
     monkeypatch.setattr("hookline.service.delivery.storable_text", identity)
-    monkeypatch.setattr("hookline.sender.client.storable_text", identity)
     await harness.add_endpoint("/nul")
     await harness.add_endpoint("/healthy")
     harness.receiver.on("/nul", body=b"ok\x00")
