@@ -31,14 +31,13 @@ from hookline.queue.base import DelayedQueue
 from hookline.runtime import Runtime
 from hookline.service.delivery import AttemptResult, DeliveryService, PlannedAttempt
 from hookline.service.health import LoopHealth
+from hookline.worker.loops import first_of, report_failed_pass
 
 log = get_logger("hookline.worker")
 
 SETTLE_WAVE_S: Final = 0.2
 """In ``run()``, results are settled at least this often (seconds), so one slow request in a
 batch does not hold back the outcome of the fast ones."""
-ERROR_BACKOFF_MAX_S: Final = 30.0
-"""Longest pause after the database or the queue failed, before trying again."""
 LOOP_NAME: Final = "worker"
 """How this loop is named in ``LoopHealth`` (and so in ``/readyz``)."""
 
@@ -128,14 +127,14 @@ class RetryWorker:
                     self._loops.running(LOOP_NAME)
                 except Exception as exc:
                     failures += 1
-                    pause = min(self._poll_interval_s * 2**failures, ERROR_BACKOFF_MAX_S)
-                    self._loops.failing(LOOP_NAME, exc)
-                    log.error(
-                        "worker.poll_failed",
-                        error=f"{type(exc).__name__}: {exc}",
+                    pause = report_failed_pass(
+                        log=log,
+                        event="worker.poll_failed",
+                        loops=self._loops,
+                        loop=LOOP_NAME,
+                        error=exc,
                         failures=failures,
-                        retry_in_s=pause,
-                        exc_info=True,
+                        base_pause_s=self._poll_interval_s,
                     )
                     await first_of(stop.wait(), self._clock.sleep(pause))
         finally:
@@ -294,13 +293,3 @@ class RetryWorker:
             log.warning("worker.released", count=len(leftover))
             self._forget(leftover)
         log.info("worker.stopped")
-
-
-async def first_of(*aws: object) -> None:
-    """Wait until the first of these awaitables finishes; cancel the others."""
-    tasks = [asyncio.ensure_future(aw) for aw in aws]  # type: ignore[call-overload]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

@@ -25,7 +25,7 @@ from hookline.queue.base import DelayedQueue
 from hookline.runtime import Runtime
 from hookline.service.health import LoopHealth
 from hookline.storage.repositories import deliveries as repo
-from hookline.worker.retry_worker import first_of
+from hookline.worker.loops import first_of, report_failed_pass
 
 log = get_logger("hookline.sweeper")
 
@@ -33,8 +33,6 @@ CHUNK: Final = 1000
 """Rows or ids handled per statement / round trip."""
 MAX_CHUNKS_PER_STEP: Final = 100
 """A step stops after this many chunks; the next pass continues where work remains."""
-ERROR_BACKOFF_MAX_S: Final = 30.0
-"""Longest pause after a failed pass (a database or queue outage), before the next one."""
 LOOP_NAME: Final = "sweeper"
 """How this loop is named in ``LoopHealth`` (and so in ``/readyz``)."""
 
@@ -104,7 +102,7 @@ class Sweeper:
     async def run(self, stop: asyncio.Event) -> None:
         """A pass every ``interval_s`` until ``stop`` is set. A pass that fails, for any reason,
         is logged with its traceback and the next one waits longer (up to
-        ``ERROR_BACKOFF_MAX_S``); ``LoopHealth`` says failing until a pass succeeds again."""
+        ``loops.ERROR_BACKOFF_MAX_S``); ``LoopHealth`` says failing until a pass succeeds again."""
         failures = 0
         self._loops.starting(LOOP_NAME)
         try:
@@ -116,14 +114,14 @@ class Sweeper:
                     self._loops.running(LOOP_NAME)
                 except Exception as exc:
                     failures += 1
-                    pause = max(pause, min(self._interval_s * 2**failures, ERROR_BACKOFF_MAX_S))
-                    self._loops.failing(LOOP_NAME, exc)
-                    log.error(
-                        "sweeper.pass_failed",
-                        error=f"{type(exc).__name__}: {exc}",
+                    pause = report_failed_pass(
+                        log=log,
+                        event="sweeper.pass_failed",
+                        loops=self._loops,
+                        loop=LOOP_NAME,
+                        error=exc,
                         failures=failures,
-                        retry_in_s=pause,
-                        exc_info=True,
+                        base_pause_s=self._interval_s,
                     )
                 await first_of(stop.wait(), self._clock.sleep(pause))
         finally:

@@ -1,0 +1,48 @@
+"""What the worker and the sweeper loops share: waiting for the first of two things, and how a
+failed pass is reported and paused after."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from structlog.stdlib import BoundLogger
+
+from hookline.service.health import LoopHealth
+
+ERROR_BACKOFF_MAX_S: Final = 30.0
+"""Longest pause after a failed pass (a database or queue outage), before the next one."""
+
+
+async def first_of(*aws: object) -> None:
+    """Wait until the first of these awaitables finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(aw) for aw in aws]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def report_failed_pass(
+    *,
+    log: BoundLogger,
+    event: str,
+    loops: LoopHealth,
+    loop: str,
+    error: Exception,
+    failures: int,
+    base_pause_s: float,
+) -> float:
+    """Mark ``loop`` failing, log ``error`` with its traceback; the pause before the next pass
+    (``base_pause_s`` doubled per consecutive failure, at most ``ERROR_BACKOFF_MAX_S``)."""
+    pause_s: float = max(base_pause_s, min(base_pause_s * 2.0**failures, ERROR_BACKOFF_MAX_S))
+    loops.failing(loop, error)
+    log.error(
+        event,
+        error=f"{type(error).__name__}: {error}",
+        failures=failures,
+        retry_in_s=pause_s,
+        exc_info=True,
+    )
+    return pause_s
