@@ -10,12 +10,7 @@ In code the subscriber is an Endpoint (table webhook_endpoints); the API calls i
 """
 
 from hookline.domain.backoff import ExponentialBackoffEngine
-from hookline.domain.endpoint_health import (
-    failing_since_after,
-    record_failure,
-    record_success,
-    should_disable,
-)
+from hookline.domain.endpoint_health import should_disable
 from hookline.domain.outcome import (
     AttemptError,
     Delivered,
@@ -29,8 +24,9 @@ from hookline.domain.retry_after import parse_retry_after
 from hookline.domain.retry_config import DEFAULT_RETRY_CONFIG, JitterMode, RetryConfig
 from hookline.domain.schedule import RetrySchedule, ScheduledRetry, plan_schedule
 from hookline.domain.states import (
-    CANCELLABLE_STATES,
+    CLAIMABLE_STATES,
     QUEUED_STATES,
+    RETRYABLE_BY_HAND,
     TERMINAL_STATES,
     DeliveryState,
     DisabledReason,
@@ -40,9 +36,10 @@ from hookline.domain.states import (
 )
 
 __all__ = [
-    "CANCELLABLE_STATES",
+    "CLAIMABLE_STATES",
     "DEFAULT_RETRY_CONFIG",
     "QUEUED_STATES",
+    "RETRYABLE_BY_HAND",
     "TERMINAL_STATES",
     "AttemptError",
     "Delivered",
@@ -60,11 +57,8 @@ __all__ = [
     "ScheduledRetry",
     "can_transition",
     "classify",
-    "failing_since_after",
     "parse_retry_after",
     "plan_schedule",
-    "record_failure",
-    "record_success",
     "should_disable",
     "transition",
 ]

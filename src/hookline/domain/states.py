@@ -51,16 +51,23 @@ _ALLOWED: Final[Mapping[DeliveryState, frozenset[DeliveryState]]] = {
     DeliveryState.SUCCEEDED: frozenset(),
 }
 
-TERMINAL_STATES: Final = frozenset(
-    {DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.CANCELLED}
-)
+TERMINAL_STATES: Final = (DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.CANCELLED)
 """States in which nothing happens on its own any more (``completed_at`` is set)."""
 
-QUEUED_STATES: Final = frozenset({DeliveryState.PENDING, DeliveryState.RETRYING})
-"""States whose delivery waits in the queue for its due time."""
+QUEUED_STATES: Final = (DeliveryState.PENDING, DeliveryState.RETRYING)
+"""States that wait for their due time; deleting or disabling the endpoint cancels them."""
 
-CANCELLABLE_STATES: Final = frozenset({DeliveryState.PENDING, DeliveryState.RETRYING})
-"""States that deleting or disabling an endpoint turns into ``cancelled``."""
+CLAIMABLE_STATES: Final = tuple(s for s in DeliveryState if s not in TERMINAL_STATES)
+"""States with an entry in the queue: due (``QUEUED_STATES``) or leased (``delivering``, which
+another worker re-claims once the lease expires)."""
+
+RETRYABLE_BY_HAND: Final = (DeliveryState.FAILED, DeliveryState.CANCELLED)
+"""States a person moves back to ``pending`` (manual retry, dead-letter replay, re-enable)."""
+
+
+def values(states: tuple[DeliveryState, ...]) -> tuple[str, ...]:
+    """The column values of ``states``, for SQL ``IN`` lists."""
+    return tuple(state.value for state in states)
 
 
 def allowed_targets(current: DeliveryState) -> frozenset[DeliveryState]:

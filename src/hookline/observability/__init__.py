@@ -1,4 +1,4 @@
-"""Observability: JSON logging, Prometheus metrics, OpenTelemetry tracing, alerts.
+"""Observability: JSON logs (structlog) and Prometheus metrics.
 
 May import settings, domain and the kernel; nothing above it.
 """

@@ -8,7 +8,7 @@ and is what the dashboard's "top failing endpoints" panel needs.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Attempt durations: loopback answers in ~1 ms, slow subscribers take the whole 15 s timeout.
 _DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30)
@@ -81,7 +81,3 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-
-    def render(self) -> bytes:
-        """The registry in Prometheus text exposition format."""
-        return generate_latest(self.registry)

@@ -34,13 +34,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hookline.domain.states import CLAIMABLE_STATES, values
 from hookline.errors import Unavailable
 from hookline.queue.base import require_aware, require_lease
 from hookline.storage.db import ping as ping_database
 from hookline.storage.models import Delivery
 
-QUEUED_STATES: Final = ("pending", "retrying", "delivering")
-"""States whose deliveries the queue holds: due (or soon due), or in flight."""
+_CLAIMABLE: Final = values(CLAIMABLE_STATES)
+"""The queue holds the deliveries in these states: due (or soon due), or leased (in flight)."""
 
 ID_BATCH: Final = 1000  # ids per IN (...) list: far below PostgreSQL's 32767 bind parameters
 
@@ -164,7 +165,7 @@ class SqlQueue:
         t = _DELIVERIES
         expired = self._lock_rows(
             select(t.c.id)
-            .where(t.c.state.in_(QUEUED_STATES), t.c.lease_until <= now)
+            .where(t.c.state.in_(_CLAIMABLE), t.c.lease_until <= now)
             .order_by(t.c.lease_until, t.c.id)
             .limit(limit)
         )
@@ -178,7 +179,7 @@ class SqlQueue:
 
     async def depth(self) -> int:
         t = _DELIVERIES
-        statement = select(func.count()).select_from(t).where(t.c.state.in_(QUEUED_STATES))
+        statement = select(func.count()).select_from(t).where(t.c.state.in_(_CLAIMABLE))
         with _mapped_errors("depth"):
             async with self._engine.connect() as conn:
                 return int((await conn.execute(statement)).scalar_one())
@@ -193,7 +194,7 @@ class SqlQueue:
     def _due(now: datetime) -> ColumnElement[bool]:
         t = _DELIVERIES
         return (
-            t.c.state.in_(QUEUED_STATES)
+            t.c.state.in_(_CLAIMABLE)
             & (t.c.next_attempt_at <= now)
             & or_(t.c.lease_until.is_(None), t.c.lease_until <= now)
         )

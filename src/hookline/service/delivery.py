@@ -41,7 +41,7 @@ from hookline.domain.outcome import (
 )
 from hookline.domain.retry_config import DEFAULT_RETRY_CONFIG, RetryConfig
 from hookline.domain.signing import signed_headers
-from hookline.domain.states import DeliveryState, DisabledReason, transition
+from hookline.domain.states import DeliveryState, DisabledReason, EndpointStatus, transition
 from hookline.domain.text import storable_text
 from hookline.errors import PermanentFailure as PermanentFailureError
 from hookline.errors import RetriesExhausted
@@ -238,7 +238,10 @@ class DeliveryService:
                     prepared.complete.append(delivery.id)
                 elif delivery.next_attempt_at > now:
                     prepared.reschedule.append((delivery.id, delivery.next_attempt_at))
-                elif row.endpoint.status != "active" or row.endpoint.deleted_at is not None:
+                elif (
+                    row.endpoint.status != EndpointStatus.ACTIVE
+                    or row.endpoint.deleted_at is not None
+                ):
                     inactive.append(delivery.id)
                 else:
                     try:
@@ -412,7 +415,7 @@ class DeliveryService:
                         session,
                         now=now,
                         problems={delivery_id: problem},
-                        states=("delivering",),
+                        states=(DeliveryState.DELIVERING.value,),
                         version=item.planned.version,
                     )
                 if dead:

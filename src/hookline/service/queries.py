@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookline import ids
+from hookline.domain.states import DeliveryState
 from hookline.errors import NotFound
 from hookline.service.pagination import Page, decode_cursor, page_of
 from hookline.storage.models import Delivery, DeliveryAttempt, Event
 from hookline.storage.repositories import queries as repo
 
-DEAD_LETTER_STATE = "failed"
+DEAD_LETTER_STATE = DeliveryState.FAILED.value
+"""Dead letters are the deliveries in this state."""
 
 
 @dataclass(frozen=True, slots=True)

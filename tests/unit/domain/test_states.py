@@ -7,8 +7,9 @@ import itertools
 import pytest
 
 from hookline.domain.states import (
-    CANCELLABLE_STATES,
+    CLAIMABLE_STATES,
     QUEUED_STATES,
+    RETRYABLE_BY_HAND,
     TERMINAL_STATES,
     DeliveryState,
     DisabledReason,
@@ -16,6 +17,7 @@ from hookline.domain.states import (
     allowed_targets,
     can_transition,
     transition,
+    values,
 )
 from hookline.errors import Conflict, InvalidTransition
 
@@ -60,11 +62,24 @@ def test_succeeded_is_the_only_state_with_no_way_out() -> None:
     assert [state for state in S if not allowed_targets(state)] == [S.SUCCEEDED]
 
 
-def test_state_groups() -> None:
-    assert {S.SUCCEEDED, S.FAILED, S.CANCELLED} == TERMINAL_STATES
-    assert {S.PENDING, S.RETRYING} == QUEUED_STATES
-    assert {S.PENDING, S.RETRYING} == CANCELLABLE_STATES
-    assert all(can_transition(state, S.CANCELLED) for state in CANCELLABLE_STATES)
+def test_state_groups_follow_the_machine() -> None:
+    # Terminal: nothing happens on its own any more; only a person moves it back to pending.
+    assert {S.SUCCEEDED, S.FAILED, S.CANCELLED} == set(TERMINAL_STATES)
+    assert all(allowed_targets(state) <= {S.PENDING} for state in TERMINAL_STATES)
+    # Queued: waits for its due time; cancelling (endpoint deleted or disabled) is allowed.
+    assert set(QUEUED_STATES) == {S.PENDING, S.RETRYING}
+    assert all(can_transition(state, S.DELIVERING) for state in QUEUED_STATES)
+    assert all(can_transition(state, S.CANCELLED) for state in QUEUED_STATES)
+    # Claimable: every state a worker can move to delivering, a leased one included.
+    assert set(CLAIMABLE_STATES) == {s for s in S if can_transition(s, S.DELIVERING)}
+    assert set(CLAIMABLE_STATES).isdisjoint(TERMINAL_STATES)
+    # By hand: exactly the states the machine lets go back to pending.
+    assert set(RETRYABLE_BY_HAND) == {s for s in S if can_transition(s, S.PENDING)}
+
+
+def test_values_are_plain_strings_for_sql() -> None:
+    assert values(QUEUED_STATES) == ("pending", "retrying")
+    assert all(type(value) is str for value in values(CLAIMABLE_STATES))
 
 
 def test_public_values() -> None:

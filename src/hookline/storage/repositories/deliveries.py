@@ -15,10 +15,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hookline.domain.states import CLAIMABLE_STATES as _CLAIMABLE
+from hookline.domain.states import QUEUED_STATES as _QUEUED
+from hookline.domain.states import DeliveryState, EndpointStatus, values
 from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint, Event
 
-QUEUED_STATES = ("pending", "retrying")
-CLAIMABLE_STATES = ("pending", "retrying", "delivering")
+QUEUED_STATES = values(_QUEUED)
+"""``domain.states.QUEUED_STATES`` as column values."""
+CLAIMABLE_STATES = values(_CLAIMABLE)
+"""``domain.states.CLAIMABLE_STATES`` as column values."""
 ENDPOINT_DISABLED = "endpoint_disabled"
 """``last_error`` of deliveries cancelled because their endpoint was disabled or deleted."""
 
@@ -69,7 +74,7 @@ async def mark_delivering(
             Delivery.next_attempt_at <= now,
         )
         .values(
-            state="delivering",
+            state=DeliveryState.DELIVERING.value,
             version=Delivery.version + 1,
             updated_at=now,
             lease_until=now + timedelta(seconds=lease_s),
@@ -88,7 +93,7 @@ async def extend_leases(
     if delivery_ids:
         await session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(delivery_ids), Delivery.state == "delivering")
+            .where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.DELIVERING.value)
             .values(lease_until=lease_until)
             .execution_options(synchronize_session=False)
         )
@@ -128,7 +133,9 @@ async def cancel_deliveries(
         conditions.append(Delivery.id.in_(delivery_ids))
     if endpoint_id is not None:
         conditions.append(Delivery.endpoint_id == endpoint_id)
-    return await _finish(session, conditions, state="cancelled", last_error=reason, now=now)
+    return await _finish(
+        session, conditions, state=DeliveryState.CANCELLED.value, last_error=reason, now=now
+    )
 
 
 async def fail_deliveries(
@@ -156,7 +163,9 @@ async def fail_deliveries(
         ]
         if version is not None:
             conditions.append(Delivery.version == version)
-        failed += await _finish(session, conditions, state="failed", last_error=problem, now=now)
+        failed += await _finish(
+            session, conditions, state=DeliveryState.FAILED.value, last_error=problem, now=now
+        )
     return failed
 
 
@@ -220,7 +229,7 @@ async def requeue(
         conditions.append(
             exists().where(
                 Endpoint.id == Delivery.endpoint_id,
-                Endpoint.status == "active",
+                Endpoint.status == EndpointStatus.ACTIVE.value,
                 Endpoint.deleted_at.is_(None),
             )
         )
@@ -231,7 +240,7 @@ async def requeue(
         update(Delivery)
         .where(Delivery.id.in_(chosen.scalar_subquery()))
         .values(
-            state="pending",
+            state=DeliveryState.PENDING.value,
             next_attempt_at=now,
             lease_until=None,
             completed_at=None,
@@ -291,11 +300,16 @@ async def disable_endpoint(
 
     One conditional statement, so two workers deciding at once disable it once.
     """
-    conditions = [Endpoint.id == endpoint_id, Endpoint.status == "active"]
+    conditions = [Endpoint.id == endpoint_id, Endpoint.status == EndpointStatus.ACTIVE.value]
     result = await session.execute(
         update(Endpoint)
         .where(*conditions)
-        .values(status="disabled", disabled_reason=reason, disabled_at=now, updated_at=now)
+        .values(
+            status=EndpointStatus.DISABLED.value,
+            disabled_reason=reason,
+            disabled_at=now,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -318,7 +332,7 @@ async def queued_ids(
         Delivery.state.in_(CLAIMABLE_STATES),
         Delivery.next_attempt_at <= due_before,
         or_(
-            Delivery.state != "delivering",
+            Delivery.state != DeliveryState.DELIVERING.value,
             Delivery.lease_until.is_(None),
             Delivery.lease_until <= now,
         ),
@@ -333,7 +347,10 @@ async def prune_succeeded(session: AsyncSession, *, completed_before: datetime, 
     """Delete up to ``limit`` succeeded deliveries (and their attempts) finished before then."""
     chosen = (
         select(Delivery.id)
-        .where(Delivery.state == "succeeded", Delivery.completed_at < completed_before)
+        .where(
+            Delivery.state == DeliveryState.SUCCEEDED.value,
+            Delivery.completed_at < completed_before,
+        )
         .limit(limit)
     )
     ids = list((await session.execute(chosen)).scalars())
