@@ -4,6 +4,7 @@ process non-zero (issue 8, defect 3)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -160,3 +161,33 @@ async def test_a_loop_that_ends_by_itself_stops_the_process_non_zero(
         )
     assert code == cli.EXIT_LOOP_DIED != 0
     assert [e["loop"] for e in logs if e["event"] == "hookline.loop_died"] == ["worker"]
+
+
+@pytest.mark.parametrize("deployment", ["sqlite+sql"], indirect=True)
+async def test_the_sweeper_waits_between_passes_on_its_clock(harness: Harness) -> None:
+    # Given a sweeper that sweeps once an hour, on a manual clock
+    runtime = harness.runtime
+    sweeper = Sweeper(
+        sessions=runtime.sessions,
+        queue=runtime.queue,
+        clock=harness.clock,
+        metrics=runtime.metrics,
+        interval_s=3600,
+        retention_days=30,
+        loops=runtime.loops,
+    )
+    passes: list[float] = []
+    real = sweeper.run_once
+
+    async def run_once() -> Any:
+        passes.append(harness.clock.monotonic())
+        return await real()
+
+    sweeper.run_once = run_once  # type: ignore[method-assign]
+    stop = asyncio.Event()
+
+    # When it runs for three passes (within the real-time deadline, far less than 2 hours)
+    await asyncio.gather(sweeper.run(stop), _until(lambda: len(passes) >= 3, stop))
+
+    # Then each pause was the hour, taken on the clock it was given
+    assert [b - a for a, b in itertools.pairwise(passes[:3])] == [3600, 3600]
