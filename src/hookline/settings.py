@@ -111,10 +111,6 @@ class Settings(BaseSettings):
     # Observability
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: LogFormat = Field(LogFormat.JSON, validation_alias=_env("LOG_FORMAT"))
-    otel_exporter_otlp_endpoint: str | None = Field(
-        None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
-    otel_service_name: str = Field("hookline", validation_alias=_env("OTEL_SERVICE_NAME"))
 
     @field_validator("api_tokens", mode="before")
     @classmethod
