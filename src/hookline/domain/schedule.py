@@ -5,6 +5,14 @@ Two paths are walked retry by retry: *earliest*, every delay at the low end of i
 ``is_exhausted`` and ``fit_to_window``, exactly as ``next_retry_delay`` does without a
 ``Retry-After``, so the plan and the real retries cannot disagree. Times are seconds after the
 start of the first attempt, attempts themselves taking no time.
+
+Each row gives bounds over every jitter draw: the earliest and latest time the retry can start
+(the two paths), and the shortest and longest wait before it. The waits are *not* the two paths'
+own delays: where the window cuts, the latest path, having less of the window left, gets the
+shorter wait (the default schedule's last retry waits 51m on the latest path, 1h54m on the
+earliest). So the shortest wait is the low end fitted to what the latest path leaves of the
+window, the longest the high end fitted to what the earliest path leaves; both are waits the
+engine really grants.
 """
 
 from __future__ import annotations
@@ -19,11 +27,17 @@ from hookline.domain.retry_config import RetryConfig
 
 @dataclass(frozen=True, slots=True)
 class ScheduledRetry:
-    """One planned retry; ``latest_*`` is ``None`` once the latest path has used up its window."""
+    """One planned retry; ``latest_*`` is ``None`` once the latest path has used up its window.
+
+    ``earliest_delay_s <= latest_delay_s`` and ``earliest_at_s <= latest_at_s`` always hold.
+    """
 
     retry_number: int
     earliest_delay_s: float
+    """The shortest wait after the previous attempt (0 once the latest path has ended: a
+    previous retry just before the window's end leaves almost nothing to wait)."""
     latest_delay_s: float | None
+    """The longest wait after the previous attempt."""
     earliest_at_s: float
     latest_at_s: float | None
     cut_by_window: bool
@@ -96,16 +110,22 @@ def plan_schedule(config: RetryConfig) -> RetrySchedule:
     rows: list[ScheduledRetry] = []
     for retry_number in range(1, config.max_retries + 1):
         low_s, high_s = engine.jitter_bounds(engine.calculate_delay(retry_number))
+        earliest_from_s, latest_from_s = earliest.at_s, latest.at_s
         # Smaller delays reach the window's end later, so the earliest path is the longer one.
         early = earliest.advance(engine, retry_number=retry_number, delay_s=low_s)
         if early is None:
             break
         late = latest.advance(engine, retry_number=retry_number, delay_s=high_s)
+        shortest_s, longest_s = 0.0, None
+        if late is not None:
+            # The later the previous attempt, the less of the window is left to wait in.
+            shortest_s = engine.fit_to_window(low_s, elapsed_s=latest_from_s)
+            longest_s = engine.fit_to_window(high_s, elapsed_s=earliest_from_s)
         rows.append(
             ScheduledRetry(
                 retry_number=retry_number,
-                earliest_delay_s=early[0],
-                latest_delay_s=None if late is None else late[0],
+                earliest_delay_s=shortest_s,
+                latest_delay_s=longest_s,
                 earliest_at_s=earliest.at_s,
                 latest_at_s=None if late is None else latest.at_s,
                 cut_by_window=early[1] or (late is not None and late[1]),
