@@ -1,15 +1,37 @@
 """The ``hookline`` command: serve, api, worker, migrate, schedule.
 
-The only place that reads ``Settings()``. Bad flags or settings print one line and exit 2.
+The only place that reads ``Settings()``. Whatever stops a command before it runs prints one line
+on stderr, ``hookline: error: …``, naming the flag or setting at fault (a password in a URL
+shows as ``***``), and exits with a code that says what failed:
+
+  0  done, or stopped by SIGTERM/SIGINT after a clean shutdown
+  1  EXIT_LOOP_DIED    a worker or sweeper loop ended by itself (a bug): restart the process
+  2  EXIT_USAGE        a bad flag or setting, including a malformed DATABASE_URL or REDIS_URL
+  3  EXIT_DATABASE     the database (DATABASE_URL) cannot be reached or used
+  4  EXIT_QUEUE        Redis (REDIS_URL) cannot be reached or used
+  5  EXIT_PORT         the API cannot listen on --host/--port (in use, privileged, not ours)
+  6  EXIT_MIGRATION    a schema migration failed, or --downgrade names a revision that cannot
+                       be reached from where the database is
+130  EXIT_INTERRUPTED  interrupted at a prompt
+
+``serve`` and ``api`` bind their listening socket before anything else happens, so a port in use
+fails at once, having migrated, created and started nothing.
+
+Start-up is quick: this module imports only typer, pydantic and the domain. The server stack
+(SQLAlchemy, Alembic, Redis, aiohttp, FastAPI, uvicorn, structlog, …) is imported inside the
+commands that run it, so ``--help``, ``--version`` and ``schedule`` never load it.
 """
 
 from __future__ import annotations
 
-import asyncio
+import errno
+import ipaddress
 import json
-import signal
 import sys
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from typing import TYPE_CHECKING, Annotated, Final, NoReturn
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import typer
 from pydantic import ValidationError
@@ -17,16 +39,37 @@ from typer.exceptions import TyperException
 
 from hookline.domain.retry_config import JitterMode, RetryConfig
 from hookline.domain.schedule import RetrySchedule, plan_schedule
-from hookline.observability.logging import configure_logging, get_logger
-from hookline.runtime import Runtime, open_runtime
-from hookline.settings import Settings
-from hookline.storage import migrate as migrations
-from hookline.storage.db import create_engine
 
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    import asyncio
+    import socket
+
+    from hookline.runtime import Runtime
+    from hookline.settings import Settings
+
 EXIT_LOOP_DIED = 1
 """A worker or sweeper loop ended by itself (they survive every exception, so this is a bug or
 an unrecoverable state): the process exits so that its supervisor restarts it."""
+EXIT_USAGE = 2
+"""A bad flag or setting: fix the command line or the environment."""
+EXIT_DATABASE = 3
+"""The database cannot be reached or used (refused, wrong password, unwritable SQLite file)."""
+EXIT_QUEUE = 4
+"""Redis cannot be reached."""
+EXIT_PORT = 5
+"""The API cannot listen on ``--host``/``--port`` (in use, a privileged port, not our address)."""
+EXIT_MIGRATION = 6
+"""A schema migration failed (the database answered, the migration did not go through), or
+``--downgrade`` names a revision Alembic cannot resolve; the database was left as it was."""
+EXIT_INTERRUPTED = 130
+
+LOOPBACK_NETWORKS: Final = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+"""What ``--allow-loopback`` adds to ``ALLOWED_NETWORKS``."""
+LOOPBACK_NOTE: Final = "loopback receivers allowed (--allow-loopback)"
+SUPPORTED_DATABASES: Final = ("postgresql", "sqlite")
 
 app = typer.Typer(
     name="hookline",
@@ -35,19 +78,115 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 HostOption = Annotated[str, typer.Option(help="Address to listen on.")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
+AllowLoopbackOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-loopback",
+        help="Let webhooks point at this machine (adds 127.0.0.0/8 and ::1 to "
+        "ALLOWED_NETWORKS), e.g. a receiver on localhost during development.",
+    ),
+]
 
 
-def _fail(message: str) -> typer.Exit:
+class StartupError(Exception):
+    """A command cannot start: the one line to print and the exit code that classifies it."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def _fail(message: str, exit_code: int = EXIT_USAGE) -> typer.Exit:
     typer.echo(f"hookline: error: {message}", err=True)
-    return typer.Exit(EXIT_USAGE)
+    return typer.Exit(exit_code)
 
 
-def load_settings() -> Settings:
-    """Settings from the environment, or one line per problem and exit 2."""
+@contextmanager
+def _startup_errors() -> Iterator[None]:
+    """Turn a ``StartupError`` into its one line on stderr and its exit code."""
+    try:
+        yield
+    except StartupError as exc:
+        raise _fail(exc.message, exc.exit_code) from None
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"hookline {version('hookline')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_show_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Self-hosted webhook delivery whose retries do not lose deliveries."""
+
+
+def mask_credentials(url: str) -> str:
+    """``url`` with its password shown as ``***`` (any scheme); for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not even URL-shaped (a bad port, a broken IPv6 literal)
+        return url.split(":", 1)[0] + ":…" if "@" in url else url
+    if password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+
+
+def _passwords(settings: Settings) -> list[str]:
+    found: list[str] = []
+    for url in (settings.database_url, settings.redis_url):
+        try:
+            password = urlsplit(url).password if url else None
+        except ValueError:
+            continue
+        if password:
+            found += [password, unquote(password)]
+    return found
+
+
+def _describe(exc: BaseException, settings: Settings) -> str:
+    """The root cause of ``exc`` on one line, with any configured password masked."""
+    seen: set[int] = set()
+    root = exc
+    while id(root) not in seen:
+        seen.add(id(root))
+        nxt = root.__cause__ or root.__context__
+        if nxt is None:
+            break
+        root = nxt
+    text = " ".join(str(root).split()) or "no details"
+    for password in _passwords(settings):
+        text = text.replace(password, "***")
+    return f"{type(root).__name__}: {text}"
+
+
+def load_settings(*, allow_loopback: bool = False) -> Settings:
+    """Settings from the environment (plus what the flags change), or one line per problem,
+    naming the variable, and exit 2."""
+    from hookline.observability.logging import configure_logging
+    from hookline.settings import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -55,31 +194,188 @@ def load_settings() -> Settings:
             where = ".".join(str(part) for part in error["loc"])
             message = str(error["msg"]).removeprefix("Value error, ")
             typer.echo(
-                f"hookline: invalid setting {where}: {message}"
+                f"hookline: error: {where}: {message}"
                 if where
-                else f"hookline: invalid settings: {message}",
+                else f"hookline: error: invalid settings: {message}",
                 err=True,
             )
         raise typer.Exit(EXIT_USAGE) from None
     configure_logging(level=settings.log_level, json_format=settings.log_format == "json")
-    return settings
+    return effective_settings(settings, allow_loopback=allow_loopback)
+
+
+def effective_settings(settings: Settings, *, allow_loopback: bool) -> Settings:
+    """``settings`` as the command-line flags amend them: ``--allow-loopback`` adds
+    ``LOOPBACK_NETWORKS`` to ``allowed_networks`` (which the sender's address guard and the
+    webhook URL vetting both read)."""
+    if not allow_loopback:
+        return settings
+    networks = list(settings.allowed_networks)
+    networks += [network for network in LOOPBACK_NETWORKS if network not in networks]
+    return settings.model_copy(update={"allowed_networks": networks})
+
+
+def check_backend_urls(settings: Settings) -> None:
+    """Refuse a ``DATABASE_URL`` or ``REDIS_URL`` that cannot work, before anything connects.
+
+    Raises ``StartupError`` (``EXIT_USAGE``) naming the setting.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from hookline.errors import ConfigurationError
+    from hookline.settings import QueueBackend
+    from hookline.storage.db import normalize_url
+
+    shown = mask_credentials(settings.effective_database_url)
+    try:
+        url = make_url(normalize_url(settings.effective_database_url))
+        backend = url.get_backend_name()
+        if backend not in SUPPORTED_DATABASES:
+            raise StartupError(
+                f"DATABASE_URL: hookline runs on PostgreSQL or SQLite, not {backend!r} ({shown})",
+                EXIT_USAGE,
+            )
+        dialect = url.get_dialect()
+        if not dialect.is_async:
+            raise StartupError(
+                f"DATABASE_URL: driver {url.get_driver_name()!r} is not an asyncio driver; "
+                "write postgresql://… or sqlite://… and hookline picks one",
+                EXIT_USAGE,
+            )
+        dialect.import_dbapi()
+    except ConfigurationError as exc:
+        raise StartupError(f"DATABASE_URL: {exc}", EXIT_USAGE) from exc
+    except (ArgumentError, ImportError) as exc:
+        raise StartupError(
+            f"DATABASE_URL: cannot use {shown}: {_describe(exc, settings)}", EXIT_USAGE
+        ) from exc
+    if settings.effective_queue_backend is QueueBackend.REDIS:
+        from redis.connection import parse_url
+
+        assert settings.redis_url is not None  # Settings validated it
+        try:
+            parse_url(settings.redis_url)  # type: ignore[no-untyped-call]  # redis-py untyped
+        except ValueError as exc:
+            raise StartupError(
+                f"REDIS_URL: cannot use {mask_credentials(settings.redis_url)}: "
+                f"{_describe(exc, settings)}",
+                EXIT_USAGE,
+            ) from exc
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` for uvicorn (which starts listening on it).
+
+    Bound first, before any migration or connection, so that a port in use fails at once.
+    Raises ``StartupError`` (``EXIT_PORT``) naming ``--host`` or ``--port``.
+    """
+    import socket
+
+    # As uvicorn binds: IPv6 when the host is an IPv6 literal, else IPv4 ("localhost" too).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # A restart need not wait for the old connections' TIME_WAIT; a port another process
+        # listens on is still refused.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except socket.gaierror as exc:  # a host name that does not resolve
+        sock.close()
+        raise StartupError(f"--host: cannot listen on {host!r}: {exc.strerror}", EXIT_PORT) from exc
+    except OSError as exc:
+        sock.close()
+        flag = "--host" if exc.errno == errno.EADDRNOTAVAIL else "--port"
+        reason = exc.strerror or str(exc)
+        raise StartupError(
+            f"{flag}: cannot listen on {host}:{port}: {reason[:1].lower()}{reason[1:]}",
+            EXIT_PORT,
+        ) from exc
+    return sock
+
+
+def _prepare_data_dir(settings: Settings) -> None:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(
+            f"HOOKLINE_DATA_DIR: cannot create {str(settings.data_dir)!r}: {exc.strerror}",
+            EXIT_USAGE,
+        ) from exc
+
+
+async def check_backends(runtime: Runtime, *, migrate: bool) -> None:
+    """Reach the database (and migrate it when asked) and the queue before anything runs.
+
+    Raises ``StartupError``: ``EXIT_DATABASE`` (``DATABASE_URL``), ``EXIT_MIGRATION``,
+    ``EXIT_QUEUE`` (``REDIS_URL``).
+    """
+    from hookline.errors import Unavailable
+    from hookline.settings import QueueBackend
+    from hookline.storage import migrate as migrations
+    from hookline.storage.db import is_outage, ping
+
+    settings = runtime.settings
+    database = mask_credentials(settings.effective_database_url)
+    try:
+        await ping(runtime.engine)
+    except Exception as exc:  # refused, wrong password, no such database, unwritable file
+        verb = "reach" if is_outage(exc) else "use"
+        raise StartupError(
+            f"DATABASE_URL: cannot {verb} the database at {database}: {_describe(exc, settings)}",
+            EXIT_DATABASE,
+        ) from exc
+    if migrate:
+        try:
+            await migrations.upgrade(runtime.engine)
+        except Exception as exc:
+            if is_outage(exc):
+                raise StartupError(
+                    f"DATABASE_URL: lost the database at {database} while migrating: "
+                    f"{_describe(exc, settings)}",
+                    EXIT_DATABASE,
+                ) from exc
+            raise StartupError(
+                f"migrating the database at {database} failed: {_describe(exc, settings)}",
+                EXIT_MIGRATION,
+            ) from exc
+    if settings.effective_queue_backend is QueueBackend.REDIS:
+        assert settings.redis_url is not None  # Settings validated it
+        try:
+            await runtime.queue.ping()
+        except Exception as exc:  # refused, wrong password, not Redis at all
+            verb = "reach" if isinstance(exc, Unavailable) else "use"
+            raise StartupError(
+                f"REDIS_URL: cannot {verb} Redis at {mask_credentials(settings.redis_url)}: "
+                f"{_describe(exc, settings)}",
+                EXIT_QUEUE,
+            ) from exc
 
 
 async def _run(
     settings: Settings,
     *,
-    listen: tuple[str, int] | None,
+    listen: socket.socket | None,
     work: bool,
     migrate: bool,
     api_tokens: tuple[str, ...] = (),
+    resolve_api_tokens: Callable[[], tuple[str, ...]] | None = None,
+    allow_loopback: bool = False,
 ) -> int:
-    """Run the HTTP API (``listen``), the worker + sweeper (``work``), or both, until a signal;
-    returns the exit code.
+    """Run the HTTP API (on the socket ``listen``), the worker + sweeper (``work``), or both,
+    until a signal; returns the exit code.
 
-    SIGTERM/SIGINT: the API stops accepting, the worker finishes in-flight attempts within
-    ``SHUTDOWN_GRACE_PERIOD`` and releases the rest, then the process exits 0. A loop that
-    ends by itself stops the whole process with ``EXIT_LOOP_DIED``.
+    The database and the queue are reached (and the schema migrated with ``migrate``) before
+    the API or a loop starts, and only then ``resolve_api_tokens`` (which may write a token
+    file) runs; a failure raises ``StartupError``. SIGTERM/SIGINT: the API stops
+    accepting, the worker finishes in-flight attempts within ``SHUTDOWN_GRACE_PERIOD`` and
+    releases the rest, then the process exits 0. A loop that ends by itself stops the whole
+    process with ``EXIT_LOOP_DIED``.
     """
+    import asyncio
+    import signal
+
+    from hookline.observability.logging import get_logger
+    from hookline.runtime import open_runtime
     from hookline.worker.retry_worker import RetryWorker
     from hookline.worker.sweeper import Sweeper
 
@@ -108,7 +404,18 @@ async def _run(
         )
         stop.set()
 
-    async with open_runtime(settings, migrate=migrate, api_tokens=api_tokens) as runtime:
+    async with AsyncExitStack() as stack:
+        try:
+            runtime = await stack.enter_async_context(open_runtime(settings, api_tokens=api_tokens))
+        except OSError as exc:  # the SQLite file's directory cannot be created
+            raise StartupError(
+                f"DATABASE_URL: cannot use {mask_credentials(settings.effective_database_url)}: "
+                f"{_describe(exc, settings)}",
+                EXIT_DATABASE,
+            ) from exc
+        await check_backends(runtime, migrate=migrate)
+        if resolve_api_tokens is not None:
+            runtime.api_tokens = resolve_api_tokens()
         tasks: list[asyncio.Task[None]] = []
         if work:
             worker = RetryWorker.from_runtime(runtime)
@@ -121,10 +428,13 @@ async def _run(
                 task.add_done_callback(loop_ended)
         log.info(
             "hookline.start",
-            api=f"http://{listen[0]}:{listen[1]}" if listen else None,
-            worker=work,
-            queue=settings.effective_queue_backend.value,
-            database=runtime.engine.url.get_backend_name(),
+            **start_banner(
+                runtime.settings,
+                listener=listen,
+                work=work,
+                database=runtime.engine.url.get_backend_name(),
+                allow_loopback=allow_loopback,
+            ),
         )
         try:
             if listen is not None:
@@ -138,8 +448,34 @@ async def _run(
     return EXIT_LOOP_DIED if died else 0
 
 
-async def _serve_api(runtime: Runtime, listen: tuple[str, int], stop: asyncio.Event) -> None:
-    """Serve the API until ``stop`` is set or uvicorn receives a signal."""
+def start_banner(
+    settings: Settings,
+    *,
+    listener: socket.socket | None,
+    work: bool,
+    database: str,
+    allow_loopback: bool,
+) -> dict[str, object]:
+    """The fields of the ``hookline.start`` log line: what runs where."""
+    api = None
+    if listener is not None:
+        host, port = listener.getsockname()[:2]
+        api = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    banner: dict[str, object] = {
+        "api": api,
+        "worker": work,
+        "queue": settings.effective_queue_backend.value,
+        "database": database,
+    }
+    if allow_loopback:
+        banner["loopback"] = LOOPBACK_NOTE
+    return banner
+
+
+async def _serve_api(runtime: Runtime, listener: socket.socket, stop: asyncio.Event) -> None:
+    """Serve the API on ``listener`` until ``stop`` is set or uvicorn receives a signal."""
+    import asyncio
+
     import uvicorn
 
     from hookline.api.app import create_app
@@ -147,8 +483,6 @@ async def _serve_api(runtime: Runtime, listen: tuple[str, int], stop: asyncio.Ev
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(runtime),
-            host=listen[0],
-            port=listen[1],
             log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=5,
@@ -161,7 +495,7 @@ async def _serve_api(runtime: Runtime, listen: tuple[str, int], stop: asyncio.Ev
 
     watcher = asyncio.create_task(stop_server())
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
         watcher.cancel()
 
@@ -173,7 +507,9 @@ def _api_tokens(settings: Settings, *, generate: bool) -> tuple[str, ...]:
     if settings.api_tokens:
         return tuple(settings.api_tokens)
     if not generate and not token_path(settings.data_dir).exists():
-        raise _fail("set HOOKLINE_API_TOKENS (the API never runs without a token)")
+        raise StartupError(
+            "HOOKLINE_API_TOKENS: not set (the API never runs without a token)", EXIT_USAGE
+        )
     token, created = ensure_api_token(settings.data_dir)
     if created:
         typer.echo(
@@ -184,37 +520,97 @@ def _api_tokens(settings: Settings, *, generate: bool) -> tuple[str, ...]:
     return (token,)
 
 
+def _run_until_stopped(
+    settings: Settings,
+    *,
+    listener: socket.socket | None,
+    work: bool,
+    migrate: bool,
+    api_tokens: tuple[str, ...] = (),
+    resolve_api_tokens: Callable[[], tuple[str, ...]] | None = None,
+    allow_loopback: bool = False,
+) -> NoReturn:
+    import asyncio
+
+    try:
+        code = asyncio.run(
+            _run(
+                settings,
+                listen=listener,
+                work=work,
+                migrate=migrate,
+                api_tokens=api_tokens,
+                resolve_api_tokens=resolve_api_tokens,
+                allow_loopback=allow_loopback,
+            )
+        )
+    finally:
+        if listener is not None:
+            listener.close()
+    raise typer.Exit(code)
+
+
 @app.command()
-def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+def serve(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    allow_loopback: AllowLoopbackOption = False,
+) -> None:
     """Run API, delivery worker and sweeper in one process (SQLite + SQL queue by default).
 
     Brings the database schema up to date first, so a fresh machine needs nothing else.
     """
-    settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    tokens = _api_tokens(settings, generate=True)
-    code = asyncio.run(
-        _run(settings, listen=(host, port), work=True, migrate=True, api_tokens=tokens)
-    )
-    raise typer.Exit(code)
+    settings = load_settings(allow_loopback=allow_loopback)
+    with _startup_errors():
+        check_backend_urls(settings)
+        listener = bind_listener(host, port)
+        try:
+            _prepare_data_dir(settings)
+        except BaseException:
+            listener.close()
+            raise
+        _run_until_stopped(
+            settings,
+            listener=listener,
+            work=True,
+            migrate=True,
+            # Generated (and printed) once the database works, not before a failed start.
+            resolve_api_tokens=lambda: _api_tokens(settings, generate=True),
+            allow_loopback=allow_loopback,
+        )
 
 
 @app.command("api")
-def api_command(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+def api_command(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    allow_loopback: AllowLoopbackOption = False,
+) -> None:
     """Run the HTTP API alone (run several behind a load balancer)."""
-    settings = load_settings()
-    tokens = _api_tokens(settings, generate=False)
-    code = asyncio.run(
-        _run(settings, listen=(host, port), work=False, migrate=False, api_tokens=tokens)
-    )
-    raise typer.Exit(code)
+    settings = load_settings(allow_loopback=allow_loopback)
+    with _startup_errors():
+        check_backend_urls(settings)
+        tokens = _api_tokens(settings, generate=False)
+        listener = bind_listener(host, port)
+        _run_until_stopped(
+            settings,
+            listener=listener,
+            work=False,
+            migrate=False,
+            api_tokens=tokens,
+            allow_loopback=allow_loopback,
+        )
 
 
 @app.command()
-def worker() -> None:
+def worker(allow_loopback: AllowLoopbackOption = False) -> None:
     """Run the delivery/retry worker and the sweeper alone (run as many as the load needs)."""
-    settings = load_settings()
-    raise typer.Exit(asyncio.run(_run(settings, listen=None, work=True, migrate=False)))
+    settings = load_settings(allow_loopback=allow_loopback)
+    with _startup_errors():
+        check_backend_urls(settings)
+        _run_until_stopped(
+            settings, listener=None, work=True, migrate=False, allow_loopback=allow_loopback
+        )
 
 
 @app.command()
@@ -228,6 +624,21 @@ def migrate(
 ) -> None:
     """Bring the database schema to the newest revision (alembic upgrade head)."""
     settings = load_settings()
+    with _startup_errors():
+        check_backend_urls(settings)
+        revision = _migrate(settings, downgrade=downgrade)
+    database = mask_credentials(settings.effective_database_url)
+    typer.echo(f"database at revision {revision or 'base'} ({database})")
+
+
+def _migrate(settings: Settings, *, downgrade: str | None) -> str | None:
+    """Migrate up (or down to ``downgrade``); the revision reached. Raises ``StartupError``."""
+    import asyncio
+
+    from hookline.storage import migrate as migrations
+    from hookline.storage.db import create_engine, is_outage
+
+    database = mask_credentials(settings.effective_database_url)
 
     async def run() -> str | None:
         engine = create_engine(settings.effective_database_url)
@@ -240,14 +651,21 @@ def migrate(
         finally:
             await engine.dispose()
 
-    revision = asyncio.run(run())
-    typer.echo(f"database at revision {revision or 'base'} ({_redact(settings)})")
-
-
-def _redact(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    try:
+        return asyncio.run(run())
+    except migrations.UnknownRevision as exc:
+        raise StartupError(f"--downgrade: {exc}", EXIT_MIGRATION) from exc
+    except Exception as exc:
+        if is_outage(exc):
+            raise StartupError(
+                f"DATABASE_URL: cannot reach the database at {database}: "
+                f"{_describe(exc, settings)}",
+                EXIT_DATABASE,
+            ) from exc
+        raise StartupError(
+            f"migrating the database at {database} failed: {_describe(exc, settings)}",
+            EXIT_MIGRATION,
+        ) from exc
 
 
 @app.command()
@@ -321,6 +739,7 @@ def render_schedule(plan: RetrySchedule) -> str:
             f"{format_duration(row.latest_at_s):>11}{note}"
         )
     lines.append("")
+    lines.append("delay: wait after the previous attempt; at: time after the first attempt")
     if plan.window_cut_retry is None:
         lines.append(f"the {format_duration(plan.window_s)} window does not cut the schedule")
     else:
@@ -328,7 +747,15 @@ def render_schedule(plan: RetrySchedule) -> str:
             f"the {format_duration(plan.window_s)} window cuts at retry {plan.window_cut_retry}"
             + (f"; {plan.dropped_retries} retries never happen" if plan.dropped_retries else "")
         )
-    lines.append(f"attempts in all: {1 + len(plan.retries)} (first attempt + retries)")
+    most = 1 + len(plan.retries)
+    fewest = 1 + sum(row.latest_at_s is not None for row in plan.retries)
+    if fewest < most:
+        lines.append(
+            f"attempts in all: {fewest} to {most} (first attempt + retries; '-': the window "
+            "may end before this retry)"
+        )
+    else:
+        lines.append(f"attempts in all: {most} (first attempt + retries)")
     return "\n".join(lines)
 
 
@@ -336,13 +763,17 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors become one line on stderr and exit code 2."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=args or ["--help"], standalone_mode=False)
+        result = app(args=args or ["--help"], prog_name="hookline", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except TyperException as exc:  # usage errors: unknown flag, bad value, missing argument
         typer.echo(f"hookline: error: {exc.format_message()}", err=True)
         sys.exit(EXIT_USAGE)
     if isinstance(result, int):
         sys.exit(result)
+
+
+if __name__ == "__main__":
+    main()

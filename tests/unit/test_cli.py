@@ -1,13 +1,37 @@
-"""The CLI: the schedule timeline, one-line errors with exit 2, migrate up and down."""
+"""The CLI: the schedule timeline, one-line errors with exit 2, migrate up and down, what it
+imports, -h/--version, and --allow-loopback. Start-up failures of real processes are in
+tests/e2e/test_startup.py."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
+import subprocess
+import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from hookline.cli import format_duration, main
+from hookline import cli
+from hookline.cli import (
+    LOOPBACK_NETWORKS,
+    LOOPBACK_NOTE,
+    effective_settings,
+    format_duration,
+    main,
+    mask_credentials,
+    start_banner,
+)
+from hookline.settings import Settings
+
+HEAVY = (
+    "aiohttp", "aiosqlite", "alembic", "asyncpg", "fastapi", "httpx", "opentelemetry", "orjson",
+    "prometheus_client", "pydantic_settings", "redis", "sqlalchemy", "starlette", "structlog",
+    "uvicorn",
+)  # fmt: skip
+"""What the server needs and ``--help``/``schedule`` must not wait for."""
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -84,6 +108,15 @@ def test_bad_flags_print_one_line_and_exit_2(
     assert "Traceback" not in err
 
 
+def test_the_window_cut_row_is_ordered(capsys: pytest.CaptureFixture[str]) -> None:
+    # The default schedule's last retry is cut by the window: its shortest wait (51m, after
+    # the latest path's retry 9) comes before its longest (1h54m, after the earliest path's).
+    code, out, _ = run(["schedule"], capsys)
+    assert code == 0
+    last = next(line.split() for line in out.splitlines() if line.strip().startswith("10 "))
+    assert last[:5] == ["10", "51m00s", "1h54m00s", "10h00m00s", "10h00m00s"]
+
+
 def test_bad_settings_name_the_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +125,7 @@ def test_bad_settings_name_the_variable(
     monkeypatch.delenv("REDIS_URL", raising=False)
     code, _, err = run(["migrate"], capsys)
     assert code == 2
+    assert err.startswith("hookline: error: ")
     assert "REDIS_URL" in err
     assert "Traceback" not in err
 
@@ -132,3 +166,164 @@ def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_format_duration(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def _loaded_after(code: str) -> list[str]:
+    """The heavy top-level packages loaded once ``code`` ran in a fresh interpreter."""
+    probe = (
+        "import sys\n"
+        f"{code}\n"
+        f"heavy = {HEAVY!r}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=90, check=True
+    )
+    loaded: list[str] = eval(result.stdout.strip().splitlines()[-1])  # a printed list of str
+    return loaded
+
+
+def test_importing_the_cli_loads_no_server_stack() -> None:
+    assert _loaded_after("import hookline.cli") == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["schedule", "--json"],
+        ["schedule", "--jitter", "full", "--max-retry-duration", "3000"],
+        ["--help"],
+        ["schedule", "--bogus"],
+        ["--version"],
+    ],
+)
+def test_help_schedule_and_bad_flags_load_no_server_stack(argv: list[str]) -> None:
+    run_main = (
+        "import contextlib, io\n"
+        "from hookline.cli import main\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "    try:\n"
+        f"        main({argv!r})\n"
+        "    except SystemExit:\n"
+        "        pass"
+    )
+    assert _loaded_after(run_main) == []
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["schedule", "-h"], ["serve", "-h"], ["migrate", "-h"]])
+def test_dash_h_is_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(argv, capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith("Usage: hookline")
+    assert "-h, --help" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["--version"], capsys)
+    assert (code, out, err) == (0, f"hookline {version('hookline')}\n", "")
+
+
+def _settings(**env: str) -> Settings:
+    return Settings(_env_file=None, **env)  # type: ignore[call-arg]
+
+
+def test_allow_loopback_adds_the_loopback_networks() -> None:
+    given = _settings(ALLOWED_NETWORKS="10.1.0.0/16,::1/128")
+    amended = effective_settings(given, allow_loopback=True)
+    assert amended.allowed_networks == [
+        ipaddress.ip_network("10.1.0.0/16"),
+        ipaddress.ip_network("::1/128"),
+        ipaddress.ip_network("127.0.0.0/8"),
+    ]
+    assert set(LOOPBACK_NETWORKS) <= set(amended.allowed_networks)
+    assert given.allowed_networks == [
+        ipaddress.ip_network("10.1.0.0/16"),
+        ipaddress.ip_network("::1/128"),
+    ]  # the settings read from the environment are left as they were
+    assert effective_settings(given, allow_loopback=False) is given
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["serve", "api", "worker"])
+def test_allow_loopback_reaches_the_runtime_settings(
+    command: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a command line with --allow-loopback (and no server actually started)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOOKLINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HOOKLINE_API_TOKENS", "t" * 32)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    for name in ("DATABASE_URL", "REDIS_URL", "ALLOWED_NETWORKS", "HOOKLINE_QUEUE_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    ran: list[tuple[Settings, bool]] = []
+
+    async def fake_run(settings: Settings, **options: object) -> int:
+        ran.append((settings, bool(options["allow_loopback"])))
+        return 0
+
+    monkeypatch.setattr(cli, "_run", fake_run)
+    argv = [command, "--allow-loopback"]
+    if command != "worker":
+        argv += ["--port", str(_free_port())]
+
+    # When it runs, the runtime is opened with the loopback networks allowed
+    code, _, err = run(argv, capsys)
+    assert (code, err) == (0, "")
+    [(settings, allow_loopback)] = ran
+    assert allow_loopback is True
+    assert set(LOOPBACK_NETWORKS) <= set(settings.allowed_networks)
+
+    # And without the flag, they are not
+    ran.clear()
+    code, _, _ = run(argv[:1] + argv[2:], capsys)
+    [(settings, allow_loopback)] = ran
+    assert (code, allow_loopback, settings.allowed_networks) == (0, False, [])
+
+
+def test_the_start_banner_says_loopback_is_allowed() -> None:
+    settings = _settings()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        banner = start_banner(
+            settings, listener=listener, work=True, database="sqlite", allow_loopback=True
+        )
+    assert banner == {
+        "api": f"http://127.0.0.1:{port}",
+        "worker": True,
+        "queue": "sql",
+        "database": "sqlite",
+        "loopback": LOOPBACK_NOTE,
+    }
+    assert LOOPBACK_NOTE == "loopback receivers allowed (--allow-loopback)"
+    plain = start_banner(
+        settings, listener=None, work=True, database="sqlite", allow_loopback=False
+    )
+    assert "loopback" not in plain
+    assert plain["api"] is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/hookline", "postgresql://app:***@db:5432/hookline"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("rediss://user:p%40ss@cache/0", "rediss://user:***@cache/0"),
+        ("postgresql://app@db/hookline", "postgresql://app@db/hookline"),
+        ("sqlite+aiosqlite:////var/lib/hookline.db", "sqlite+aiosqlite:////var/lib/hookline.db"),
+        ("garbage", "garbage"),
+        ("postgresql://app:s3cret@db:notaport/x", "postgresql://app:***@db:notaport/x"),
+        ("postgresql://app:s3cret@[db/x", "postgresql:…"),  # not parseable: scheme only
+    ],
+)
+def test_mask_credentials(url: str, shown: str) -> None:
+    assert mask_credentials(url) == shown

@@ -18,6 +18,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +34,12 @@ _T = TypeVar("_T")
 
 class MigrationError(HooklineError):
     """A migration left the database inconsistent (e.g. rows whose foreign key points nowhere)."""
+
+
+class UnknownRevision(MigrationError):
+    """A target revision the packaged migrations cannot resolve from where the database is
+    (a typo, a revision of another version of hookline, "down" to a newer one); no migration
+    ran."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -53,13 +61,26 @@ def head_revision() -> str:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Migrate the database up to ``revision`` (default: the newest)."""
-    await _with_config(engine, lambda config: command.upgrade(config, revision))
+    """Migrate the database up to ``revision`` (default: the newest); ``UnknownRevision`` when
+    it cannot be resolved."""
+    await _with_config(engine, lambda config: _resolving(command.upgrade, config, revision))
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
-    """Migrate the database down to ``revision`` (default: ``base``, an empty schema)."""
-    await _with_config(engine, lambda config: command.downgrade(config, revision))
+    """Migrate the database down to ``revision`` (default: ``base``, an empty schema);
+    ``UnknownRevision`` when it cannot be resolved."""
+    await _with_config(engine, lambda config: _resolving(command.downgrade, config, revision))
+
+
+def _resolving(action: Callable[[Config, str], None], config: Config, revision: str) -> None:
+    try:
+        action(config, revision)
+    except CommandError as exc:
+        # Alembic reports a revision it cannot resolve as a CommandError raised from a
+        # RevisionError; other CommandErrors are not about the revision asked for.
+        if isinstance(exc.__cause__, RevisionError):
+            raise UnknownRevision(str(exc)) from exc
+        raise
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
