@@ -289,9 +289,9 @@ async def test_replaying_dead_letters_delivers_them(harness: Harness) -> None:
     await harness.run()
 
     # Then both are delivered again under their own webhook-id
-    assert replayed == 2
+    assert (replayed.replayed, replayed.skipped) == (2, {})
     assert {(await harness.delivery(d.id)).state for d in deliveries} == {"succeeded"}
     replay_ids = [r.headers["webhook-id"] for r in harness.receiver.requests[2:]]
     assert sorted(replay_ids) == sorted(d.event_id for d in deliveries)
     # and a second replay finds nothing left
-    assert await harness.runtime.dead_letters.replay(endpoint_id=endpoint_id) == 0
+    assert (await harness.runtime.dead_letters.replay(endpoint_id=endpoint_id)).replayed == 0

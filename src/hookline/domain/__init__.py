@@ -2,8 +2,9 @@
 
 This layer owns the retry policy (``RetryConfig``), the backoff engine and the planned retry
 timeline, the classification of one attempt's result, the delivery state machine, the
-endpoint-health (failure-disable) rule and Standard Webhooks signing. It does no I/O, keeps no
-clock and draws no randomness of its own: callers pass ``now`` and an ``rng``. It may import the
+endpoint-health (failure-disable) rule, Standard Webhooks signing and which event types a
+webhook's patterns subscribe to. It does no I/O, keeps no clock and draws no randomness of its
+own: callers pass ``now`` and an ``rng``. It may import the
 kernel (``hookline.errors``, ``clock``, ``ids``), the standard library and pydantic; nothing else.
 
 In code the subscriber is an Endpoint (table webhook_endpoints); the API calls it a webhook.
@@ -11,6 +12,12 @@ In code the subscriber is an Endpoint (table webhook_endpoints); the API calls i
 
 from hookline.domain.backoff import ExponentialBackoffEngine
 from hookline.domain.endpoint_health import should_disable
+from hookline.domain.event_types import (
+    matches,
+    subscribed,
+    validate_event_type,
+    validate_pattern,
+)
 from hookline.domain.outcome import (
     AttemptError,
     Delivered,
@@ -57,8 +64,12 @@ __all__ = [
     "ScheduledRetry",
     "can_transition",
     "classify",
+    "matches",
     "parse_retry_after",
     "plan_schedule",
     "should_disable",
+    "subscribed",
     "transition",
+    "validate_event_type",
+    "validate_pattern",
 ]

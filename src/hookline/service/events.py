@@ -4,6 +4,13 @@ Ingest never drops: when the queue holds more than ``RETRY_QUEUE_MAX_SIZE`` deli
 raises ``Backpressure`` (503 + Retry-After) instead of accepting what it cannot schedule. The
 event and its deliveries are committed before the queue hears of them; if enqueueing fails after
 the commit, the sweeper finds the deliveries due in SQL and missing from the queue.
+
+An idempotency key names one event: a repeat with the same ``event_type`` and the same payload
+gets the first event back and creates nothing; the same key with other content is a ``Conflict``
+(409), checked again after losing the insert race to a concurrent first request with that key.
+"Same payload" means equal JSON values: object key order and whitespace do not matter, numbers
+compare by value within their kind (``1.0`` and ``1e0`` are equal, ``1`` and ``1.0`` are not: they
+would be signed and sent as different bytes; ``true`` is never ``1``).
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hookline import ids
 from hookline.clock import Clock
-from hookline.errors import Backpressure, HooklineError, PayloadTooLarge
+from hookline.domain.states import DeliveryState
+from hookline.errors import Backpressure, Conflict, HooklineError, PayloadTooLarge
 from hookline.observability.logging import get_logger
 from hookline.observability.metrics import Metrics
 from hookline.queue.base import DelayedQueue
@@ -68,8 +76,9 @@ class EventService:
     ) -> PublishResult:
         """Store the event and one ``pending`` delivery per subscribed active endpoint.
 
-        A repeat with the same ``idempotency_key`` returns the first event and creates nothing.
-        Raises ``PayloadTooLarge`` and ``Backpressure``.
+        A repeat with the same ``idempotency_key``, ``event_type`` and payload returns the first
+        event and creates nothing. Raises ``Conflict`` for a key already used with another
+        ``event_type`` or payload, ``PayloadTooLarge`` and ``Backpressure``.
         """
         body = orjson.dumps(payload).decode()
         size = len(body.encode())
@@ -78,7 +87,7 @@ class EventService:
         if idempotency_key is not None:
             existing = await self._existing(idempotency_key)
             if existing is not None:
-                return existing
+                return _same_content(existing, event_type=event_type, payload=payload)
         await self._check_backpressure()
 
         now = self._clock.now()
@@ -97,7 +106,7 @@ class EventService:
                         id=ids.new_id(ids.DELIVERY),
                         event_id=event.id,
                         endpoint_id=endpoint_id,
-                        state="pending",
+                        state=DeliveryState.PENDING.value,
                         attempt_number=0,
                         round_start_attempt=0,
                         next_attempt_at=now,
@@ -114,7 +123,7 @@ class EventService:
             existing = await self._existing(idempotency_key)  # lost a race with the same key
             if existing is None:
                 raise
-            return existing
+            return _same_content(existing, event_type=event_type, payload=payload)
 
         self._metrics.events_published_total.inc()
         if self._depth is not None:
@@ -147,3 +156,25 @@ class EventService:
             raise Backpressure(
                 self._depth, self._queue_max_size, retry_after_s=BACKPRESSURE_RETRY_AFTER_S
             )
+
+
+def _same_content(existing: PublishResult, *, event_type: str, payload: Any) -> PublishResult:
+    """``existing`` if it was published with this ``event_type`` and an equal payload; else
+    ``Conflict`` naming what differs."""
+    event = existing.event
+    different: list[str] = []
+    if event.event_type != event_type:
+        different.append("event_type")
+    if _canonical(orjson.loads(event.payload)) != _canonical(payload):
+        different.append("payload")
+    if different:
+        raise Conflict(
+            f"idempotency_key {event.idempotency_key!r} was already used for event {event.id} "
+            f"with a different {' and '.join(different)}; a different event needs a new key"
+        )
+    return existing
+
+
+def _canonical(value: Any) -> bytes:
+    """``value`` as compact JSON with sorted keys: equal for equal JSON values (see above)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookline.errors import Backpressure, PayloadTooLarge
+from hookline.errors import Backpressure, Conflict, PayloadTooLarge
 from hookline.service.events import EventService
 from tests.integration.conftest import Harness
 
@@ -30,12 +30,28 @@ async def test_an_idempotency_key_returns_the_first_event_and_creates_nothing(
     await harness.add_endpoint()
 
     first = await harness.publish(idempotency_key="order-42")
-    again = await harness.publish(payload={"different": True}, idempotency_key="order-42")
+    again = await harness.publish(idempotency_key="order-42")
 
     assert first.created
     assert not again.created
     assert again.event.id == first.event.id
     assert [d.id for d in again.deliveries] == [d.id for d in first.deliveries]
+    assert await harness.runtime.queue.depth() == 1
+
+
+async def test_an_idempotency_key_with_other_content_is_a_conflict_that_creates_nothing(
+    harness: Harness,
+) -> None:
+    await harness.add_endpoint()
+    first = await harness.publish(payload={"a": 1, "b": 2}, idempotency_key="order-42")
+
+    same = await harness.publish(payload={"b": 2, "a": 1}, idempotency_key="order-42")
+    with pytest.raises(Conflict, match="different payload"):
+        await harness.publish(payload={"a": 1, "b": 3}, idempotency_key="order-42")
+    with pytest.raises(Conflict, match="different event_type;"):
+        await harness.publish("order.paid", payload={"a": 1, "b": 2}, idempotency_key="order-42")
+
+    assert (same.created, same.event.id) == (False, first.event.id)
     assert await harness.runtime.queue.depth() == 1
 
 

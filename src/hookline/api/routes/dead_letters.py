@@ -42,7 +42,8 @@ async def replay_dead_letters(
     dead_letters: DeadLettersDep, body: Annotated[ReplayIn | None, Body()] = None
 ) -> ReplayOut:
     """Queue dead letters again (of one webhook, failed since a time, or all), due now; only
-    those whose webhook is active. 404 for an unknown webhook_id."""
+    those whose webhook is active: the others are counted in `skipped` by reason. 404 for an
+    unknown webhook_id."""
     request = body or ReplayIn()
-    replayed = await dead_letters.replay(endpoint_id=request.webhook_id, since=request.since)
-    return ReplayOut(replayed=replayed)
+    result = await dead_letters.replay(endpoint_id=request.webhook_id, since=request.since)
+    return ReplayOut(replayed=result.replayed, skipped=result.skipped)

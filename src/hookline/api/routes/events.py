@@ -24,15 +24,22 @@ PUBLISHED_LINKS = {
         202: {"links": PUBLISHED_LINKS},
         200: {
             "model": PublishedEventOut,
-            "description": "A repeated idempotency_key: the first event, nothing new created.",
+            "description": "A repeated idempotency_key with the same event_type and payload: "
+            "the first event, nothing new created.",
             "links": PUBLISHED_LINKS,
         },
         **error_responses(413, 503),
+        409: {
+            **error_responses(409)[409],
+            "description": "The idempotency_key was already used with a different event_type "
+            "and/or payload (named in detail); nothing was created.",
+        },
     },
     summary="Publish an event",
 )
 async def publish_event(body: EventIn, events: EventsDep, response: Response) -> PublishedEventOut:
-    """One delivery per active webhook whose event_types match, due now."""
+    """One delivery per active webhook whose event_types match (exact types, or patterns with
+    `*` for one dot-separated segment; none = all), due now."""
     result = await events.publish(
         event_type=body.event_type, payload=body.payload, idempotency_key=body.idempotency_key
     )

@@ -92,6 +92,13 @@ class ReplayIn(InputModel):
 
 
 class ReplayOut(OutputModel):
-    """How many dead letters went back to the queue."""
+    """How many dead letters went back to the queue, and how many matching ones did not, by
+    reason."""
 
-    replayed: int
+    replayed: int = Field(description="Dead letters queued again, due now.")
+    skipped: dict[str, int] = Field(
+        description="Dead letters that matched but were not queued again, counted by reason: "
+        "`endpoint_disabled` (enable the webhook first), `endpoint_deleted`; empty when none "
+        "were skipped. The reasons are those a manual retry's 409 names.",
+        examples=[{"endpoint_disabled": 2}],
+    )

@@ -16,6 +16,7 @@ from hookline.api.schemas.common import (
     UtcDatetime,
 )
 from hookline.api.schemas.deliveries import DeliveryOut
+from hookline.domain.event_types import EVENT_TYPE_FORBIDDEN_REGEX, validate_event_type
 
 if TYPE_CHECKING:
     from hookline.service.events import PublishResult
@@ -51,7 +52,15 @@ def _sendable_json(value: Any) -> Any:
 
 EventType = Annotated[
     StorableText,
-    Field(min_length=1, max_length=255, examples=["order.created"]),
+    Field(
+        min_length=1,
+        max_length=255,
+        description="The literal type of this event, e.g. `order.created`; no `*` (that is for "
+        "the patterns webhooks subscribe with).",
+        examples=["order.created"],
+        json_schema_extra={"not": {"pattern": EVENT_TYPE_FORBIDDEN_REGEX}},
+    ),
+    AfterValidator(validate_event_type),
 ]
 
 
@@ -67,7 +76,9 @@ class EventIn(InputModel):
     )
     idempotency_key: Annotated[StorableText, Field(min_length=1, max_length=255)] | None = Field(
         None,
-        description="A repeat with the same key returns the first event (200) and creates nothing.",
+        description="A repeat with the same key, the same event_type and an equal payload (as "
+        "JSON values: key order and whitespace aside; 1 and 1.0 differ) returns the first event "
+        "(200) and creates nothing; the same key with a different event_type or payload is a 409.",
     )
 
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hookline.domain.event_types import subscribed
+from hookline.domain.states import EndpointStatus
 from hookline.storage.models import Delivery, Endpoint, Event
 
 
@@ -28,20 +30,21 @@ async def find_by_idempotency_key(
 
 
 async def subscribed_endpoint_ids(session: AsyncSession, *, event_type: str) -> list[str]:
-    """Active endpoints whose ``event_types`` is empty (all) or contains ``event_type``.
+    """Active endpoints whose ``event_types`` is empty (all) or has a type or pattern matching
+    ``event_type`` (``domain.event_types.subscribed``).
 
     The filter runs in Python over (id, event_types) pairs: one portable query, and the list of
     endpoints is small next to the events flowing through them.
     """
     rows = await session.execute(
         select(Endpoint.id, Endpoint.event_types)
-        .where(Endpoint.status == "active", Endpoint.deleted_at.is_(None))
+        .where(Endpoint.status == EndpointStatus.ACTIVE.value, Endpoint.deleted_at.is_(None))
         .order_by(Endpoint.id)
     )
     return [
         endpoint_id
         for endpoint_id, event_types in rows.tuples()
-        if not event_types or event_type in event_types
+        if subscribed(event_types, event_type)
     ]
 
 
