@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookline import __version__
@@ -23,6 +25,7 @@ from hookline.queue.sql_queue import SqlQueue
 from hookline.sender.client import Sender
 from hookline.service.dead_letters import DeadLetterService
 from hookline.service.delivery import DeliveryService
+from hookline.service.destinations import DestinationVetter
 from hookline.service.endpoints import EndpointService
 from hookline.service.events import EventService
 from hookline.service.health import LoopHealth
@@ -70,11 +73,14 @@ async def open_runtime(
     metrics: Metrics | None = None,
     rng: random.Random | None = None,
     sender: Sender | None = None,
+    resolver: AbstractResolver | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build the graph for ``settings``; with ``migrate`` bring the schema to head first.
 
     ``api_tokens`` defaults to ``settings.api_tokens``; ``sender`` may be replaced by tests (for
     instance one with an injected resolver). The sender is started here and closed on exit.
+    ``resolver`` (default: aiohttp's) answers the DNS lookups of the sender built here and of
+    the URL vetting on create/PATCH; tests pass a fake one so no real name is ever looked up.
     """
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
@@ -88,6 +94,9 @@ async def open_runtime(
         sessions = create_session_factory(engine)
         queue = build_queue(settings, engine)
         stack.push_async_callback(queue.close)
+        if resolver is None:
+            resolver = DefaultResolver()
+            stack.push_async_callback(resolver.close)
         if sender is None:
             sender = Sender(
                 connect_timeout_s=settings.delivery_connect_timeout_s,
@@ -96,6 +105,7 @@ async def open_runtime(
                 user_agent=f"hookline/{__version__}",
                 clock=clock,
                 max_connections=settings.worker_concurrency,
+                resolver=resolver,
             )
         await sender.start()
         stack.push_async_callback(sender.close)
@@ -109,7 +119,13 @@ async def open_runtime(
             metrics=metrics,
             api_tokens=api_tokens or tuple(settings.api_tokens),
             endpoints=EndpointService(
-                sessions=sessions, queue=queue, clock=clock, settings=settings
+                sessions=sessions,
+                queue=queue,
+                clock=clock,
+                settings=settings,
+                destinations=DestinationVetter(
+                    allowed_networks=settings.allowed_networks, resolver=resolver
+                ),
             ),
             queries=DeliveryQueries(sessions=sessions),
             events=EventService(

@@ -77,10 +77,24 @@ class BlockedAddress(HooklineError, OSError):
     """
 
     def __init__(self, address: str, *, host: str | None = None) -> None:
-        where = f" for {host}" if host is not None and host != address else ""
-        super().__init__(f"refused to connect to {address}{where}: not a public address")
+        where = f" for {_shortened(host)}" if host is not None and host != address else ""
+        super().__init__(
+            f"refused to connect to {address}{where}: not a public address "
+            "(to allow it, add its network to ALLOWED_NETWORKS)"
+        )
         self.address = address
         self.host = host
+
+
+HOST_IN_MESSAGE_MAX_CHARS: Final = 48
+"""A long host name is cut in ``BlockedAddress``'s message, so the hint after it survives the
+200-character ``error_detail``."""
+
+
+def _shortened(host: str) -> str:
+    if len(host) <= HOST_IN_MESSAGE_MAX_CHARS:
+        return host
+    return host[: HOST_IN_MESSAGE_MAX_CHARS - 1] + "…"
 
 
 def parse_address(ip: str | IPAddress) -> IPAddress | None:
@@ -103,6 +117,14 @@ def embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
     if address in _IPV4_TRANSLATED or address in _NAT64:
         return IPv4Address(int(address) & 0xFFFF_FFFF)
     return address.sixtofour
+
+
+def is_loopback(ip: str | IPAddress) -> bool:
+    """Whether ``ip`` is a loopback address (an IPv6 form carrying one counts)."""
+    address = parse_address(ip)
+    if isinstance(address, IPv6Address):
+        address = embedded_ipv4(address) or address
+    return address is not None and address.is_loopback
 
 
 def is_public(address: IPAddress) -> bool:

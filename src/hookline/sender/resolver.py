@@ -4,16 +4,25 @@ aiohttp connects to exactly the addresses its resolver returns (and caches them 
 filtering here means the address that was checked is the address that is dialled: a name cannot
 answer with a public address to the check and a private one to the connect (DNS rebinding).
 aiohttp does not call the resolver for IP-literal hosts; ``Sender`` vets those itself.
+
+``blocked_destination`` asks the same question ahead of time (when a webhook URL is stored), with
+a bounded lookup: a name that does not resolve yet is not refused, since every attempt vets again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from typing import Final
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from hookline.sender.address_guard import AddressGuard, BlockedAddress
+from hookline.sender.address_guard import AddressGuard, BlockedAddress, parse_address
+
+LOOKUP_TIMEOUT_S: Final = 2.0
+"""How long ``blocked_destination`` waits for DNS before it gives the name the benefit of the
+doubt (a request that stores a webhook must not hang on a slow resolver)."""
 
 
 class GuardedResolver(AbstractResolver):
@@ -49,3 +58,34 @@ class GuardedResolver(AbstractResolver):
         """Release the base resolver if this resolver created it."""
         if self._owns_base:
             await self._base.close()
+
+
+async def blocked_destination(
+    host: str,
+    *,
+    guard: AddressGuard,
+    resolver: AbstractResolver,
+    port: int = 0,
+    timeout_s: float = LOOKUP_TIMEOUT_S,
+) -> BlockedAddress | None:
+    """Why a request to ``host`` would be refused right now, or None if it would not be.
+
+    An IP literal is judged by ``guard`` alone. A name is looked up through ``resolver`` (both
+    address families, as the sender's connector does) and is blocked when every address it
+    has is refused, exactly when ``GuardedResolver`` would refuse it. A name that does not
+    resolve, a failed lookup and one slower than ``timeout_s`` (seconds of the event loop's
+    clock) are None: DNS may be set up later, and every attempt vets the name again.
+    """
+    literal = parse_address(host)
+    if literal is not None:
+        return None if guard.is_allowed(literal) else BlockedAddress(str(literal), host=host)
+    try:
+        async with asyncio.timeout(timeout_s):
+            results = await resolver.resolve(host, port, socket.AF_UNSPEC)
+    except BlockedAddress as exc:  # ``resolver`` guards by itself (a ``GuardedResolver``)
+        return exc
+    except (OSError, ValueError):  # TimeoutError is an OSError; IDNA errors are ValueErrors
+        return None
+    if not results or any(guard.is_allowed(result["host"]) for result in results):
+        return None
+    return BlockedAddress(results[0]["host"], host=host)

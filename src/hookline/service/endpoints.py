@@ -5,14 +5,19 @@ and its rotation, disabling and re-enabling them by hand, and their 24-hour figu
 disabling an endpoint cancels its queued (``pending``/``retrying``) deliveries in the same
 transaction; re-enabling can put the ones the disable cancelled back in the queue. A deleted
 endpoint is ``NotFound`` everywhere, like one that never existed.
+
+A URL is vetted (``DestinationVetter``) before it is stored, on create and on change. Credential
+headers (``CREDENTIAL_HEADERS``) are stored as given and shown only masked (``masked_headers``);
+a change that sends back the masked form of the stored value keeps the stored value.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +31,7 @@ from hookline.errors import Conflict, NotFound
 from hookline.observability.logging import get_logger
 from hookline.queue.base import DelayedQueue
 from hookline.service.delivery import UnreadableRetryConfig, effective_retry_config
+from hookline.service.destinations import DestinationVetter
 from hookline.service.pagination import Page, decode_cursor, page_of
 from hookline.settings import Settings
 from hookline.storage.models import Endpoint
@@ -39,16 +45,81 @@ STATS_WINDOW_S: Final = 24 * 3600.0
 ENDPOINT_DELETED: Final = "endpoint_deleted"
 """``last_error`` of deliveries cancelled because their endpoint was deleted."""
 
+CREDENTIAL_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"}
+)
+"""Headers (any letter case) whose values are credentials: stored, sent, never shown whole."""
+MASK: Final = "********"
+"""What replaces a credential header's value when it is shown."""
+_SCHEMED_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
+_AUTH_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
+"""The first word of an ``Authorization`` value (``Bearer``, ``Basic``, ``AWS4-HMAC-SHA256``)
+names the scheme, not the secret: it stays visible."""
+
 RetryConfigSource = Literal["default", "custom", "invalid"]
 
 
 class EndpointChanges(TypedDict, total=False):
-    """The fields a PATCH may change; absent keys stay as they are."""
+    """The fields a PATCH may change; absent keys stay as they are (``retry_config`` None:
+    back to the defaults)."""
 
     url: str
     description: str
     event_types: list[str]
     headers: dict[str, str]
+    retry_config: RetryConfig | None
+
+
+class InvalidWebhookField(ValueError):
+    """A field the request schema took but the service refuses: a ``422`` on ``loc``.
+
+    ``kind`` is the machine-readable reason; ``value`` the offending input (never a secret).
+    """
+
+    def __init__(self, loc: tuple[str, ...], message: str, *, kind: str, value: Any) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.kind = kind
+        self.value = value
+
+
+def masked_value(name: str, value: str) -> str:
+    """Header ``name``'s ``value`` as it is shown: a credential header's value is ``MASK``,
+    after the scheme for ``Authorization`` (``Bearer ********``); others are unchanged."""
+    lowered = name.lower()
+    if lowered not in CREDENTIAL_HEADERS or not value:
+        return value
+    scheme, space, credentials = value.partition(" ")
+    keeps_scheme = lowered in _SCHEMED_HEADERS and space and credentials.strip()
+    if keeps_scheme and _AUTH_SCHEME.fullmatch(scheme):
+        return f"{scheme} {MASK}"
+    return MASK
+
+
+def masked_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` as they are shown: every credential value masked (``masked_value``)."""
+    return {name: masked_value(name, value) for name, value in headers.items()}
+
+
+def _unmasked(given: dict[str, str], stored: dict[str, str]) -> dict[str, str]:
+    """``given`` with each credential header that is the masked form of the stored value (as a
+    GET shows it) replaced by the stored value; a masked form that is not is refused."""
+    stored_by_name = {name.lower(): value for name, value in stored.items()}
+    result: dict[str, str] = {}
+    for name, value in given.items():
+        if name.lower() in CREDENTIAL_HEADERS and MASK in value:
+            kept = stored_by_name.get(name.lower())
+            if kept is None or masked_value(name, kept) != value:
+                raise InvalidWebhookField(
+                    ("headers", name),
+                    f"{MASK} is how hookline shows a stored credential, not a credential: give "
+                    "the real value, or send back the value GET shows to keep the stored one",
+                    kind="masked_credential",
+                    value=value,
+                )
+            value = kept
+        result[name] = value
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +193,15 @@ class EndpointService:
         queue: DelayedQueue,
         clock: Clock,
         settings: Settings,
+        destinations: DestinationVetter | None = None,
     ) -> None:
+        """``destinations`` vets URLs before they are stored; without one (a test of something
+        else) URLs are stored unvetted, and only the sender vets them, on every attempt."""
         self._sessions = sessions
         self._queue = queue
         self._clock = clock
         self._settings = settings
+        self._destinations = destinations
 
     async def create(
         self,
@@ -139,14 +214,17 @@ class EndpointService:
         retry_config: RetryConfig | None = None,
     ) -> Endpoint:
         """A new active endpoint; a secret is generated when none is given (``ValueError`` for
-        a malformed one). ``retry_config`` None means the defaults."""
+        a malformed one). ``retry_config`` None means the defaults. ``InvalidWebhookField``
+        for a URL deliveries could not go to, or a masked credential header."""
+        await self._vet_url(url)
+        given_headers = _unmasked(dict(headers or {}), stored={})
         now = self._clock.now()
         endpoint = Endpoint(
             id=ids.new_id(ids.ENDPOINT, now_ms=_ms(now)),
             url=url,
             description=description,
             event_types=list(event_types),
-            headers=dict(headers or {}),
+            headers=given_headers,
             secret=validate_secret(secret) if secret is not None else generate_secret(),
             previous_secret=None,
             previous_secret_expires_at=None,
@@ -182,7 +260,10 @@ class EndpointService:
             return await _load(session, endpoint_id)
 
     async def update(self, *, endpoint_id: str, changes: EndpointChanges) -> Endpoint:
-        """Apply a PATCH: only the keys present in ``changes`` change."""
+        """Apply a PATCH: only the keys present in ``changes`` change, all or none of them
+        (``InvalidWebhookField`` as for ``create``)."""
+        if "url" in changes:
+            await self._vet_url(changes["url"])  # before the row lock: DNS may take a while
         async with self._sessions.begin() as session:
             endpoint = await _load(session, endpoint_id, for_update=True)
             if "url" in changes:
@@ -192,7 +273,9 @@ class EndpointService:
             if "event_types" in changes:
                 endpoint.event_types = list(changes["event_types"])
             if "headers" in changes:
-                endpoint.headers = dict(changes["headers"])
+                endpoint.headers = _unmasked(dict(changes["headers"]), stored=endpoint.headers)
+            if "retry_config" in changes:
+                endpoint.retry_config = _stored(changes["retry_config"])
             endpoint.updated_at = self._clock.now()
         return endpoint
 
@@ -342,6 +425,13 @@ class EndpointService:
             attempts_total=attempts.total,
             attempts_succeeded=attempts.succeeded,
         )
+
+    async def _vet_url(self, url: str) -> None:
+        if self._destinations is None:
+            return
+        refusal = await self._destinations.refusal(url)
+        if refusal is not None:
+            raise InvalidWebhookField(("url",), refusal, kind="blocked_address", value=url)
 
     def _secret_of(self, endpoint: Endpoint) -> EndpointSecret:
         expires = endpoint.previous_secret_expires_at

@@ -1,6 +1,10 @@
 """The API over a real runtime: ``open_runtime`` on SQLite or PostgreSQL, the SQL queue, a
 ``ManualClock``, and an ``httpx.AsyncClient`` talking to the app in-process (ASGI).
 
+Names resolve through ``dns`` (a ``FakeDns``: ``localhost`` and what a test adds; any other name
+does not resolve), so vetting a webhook URL never looks up a real name; loopback
+(``127.0.0.1/32``) is in ALLOWED_NETWORKS, as in the worker tests.
+
 ``api`` is parametrised over both databases; ``sqlite_api`` is SQLite only (for the tests whose
 point is not the database).
 """
@@ -20,7 +24,7 @@ from hookline.api.app import create_app
 from hookline.clock import ManualClock
 from hookline.runtime import Runtime, open_runtime
 from hookline.settings import Settings
-from tests.integration.api.helpers import TOKEN, Api
+from tests.integration.api.helpers import TOKEN, Api, FakeDns
 
 BASE_URL = "http://hookline.test"
 MAX_PAYLOAD_BYTES = 4096
@@ -38,6 +42,7 @@ def make_settings(database_url: str, data_dir: Path, **over: Any) -> Settings:
         "MAX_PAYLOAD_BYTES": MAX_PAYLOAD_BYTES,
         "SECRET_ROTATION_GRACE": ROTATION_GRACE_S,
         "DATABASE_POOL_SIZE": 5,
+        "ALLOWED_NETWORKS": "127.0.0.1/32",
     }
     values.update(over)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -47,14 +52,22 @@ RuntimeFactory = Callable[..., AbstractAsyncContextManager[Runtime]]
 
 
 @pytest.fixture
-def runtime_factory(tmp_path: Path, clock: ManualClock) -> Callable[[str], RuntimeFactory]:
+def dns() -> FakeDns:
+    """The resolver of every runtime a test opens; add names to ``dns.table``."""
+    return FakeDns()
+
+
+@pytest.fixture
+def runtime_factory(
+    tmp_path: Path, clock: ManualClock, dns: FakeDns
+) -> Callable[[str], RuntimeFactory]:
     """``runtime_factory(url)(**settings)`` opens a runtime on ``url`` with overrides."""
 
     def for_url(url: str) -> RuntimeFactory:
         @asynccontextmanager
         async def open_one(**over: Any) -> AsyncIterator[Runtime]:
             settings = make_settings(url, tmp_path / "data", **over)
-            async with open_runtime(settings, clock=clock) as runtime:
+            async with open_runtime(settings, clock=clock, resolver=dns) as runtime:
                 yield runtime
 
         return open_one

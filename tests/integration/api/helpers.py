@@ -1,13 +1,17 @@
-"""Helpers of the API tests: an authenticated client bundled with its runtime, and assertions."""
+"""Helpers of the API tests: an authenticated client bundled with its runtime, assertions, and
+the fake DNS every API runtime resolves names with (no test looks up a real name)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from hookline import ids
 from hookline.clock import ManualClock
@@ -70,6 +74,44 @@ DEFAULT_RETRY_CONFIG = {
     "respect_retry_after": True,
     "disable_on_status": [404, 410],
 }
+LOCALHOST = ("127.0.0.1", "::1")
+
+
+class FakeDns(AbstractResolver):
+    """Answers from ``table`` (name → addresses; ``localhost`` is there, as in /etc/hosts);
+    any other name does not resolve. A name in ``hanging`` never answers. ``lookups`` records
+    every name asked for."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, tuple[str, ...]] = {"localhost": LOCALHOST}
+        self.hanging: set[str] = set()
+        self.lookups: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.lookups.append(host)
+        name = host.lower().rstrip(".")
+        if name in self.hanging:
+            await asyncio.Event().wait()
+        if name not in self.table:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host} is not in the fake DNS")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in self.table[name]
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
 UNKNOWN = {
     "wh": "wh_00000000000000000000000000",
     "evt": "evt_00000000000000000000000000",

@@ -22,7 +22,7 @@ from hookline.runtime import Runtime, open_runtime
 from hookline.worker.sweeper import Sweeper
 from tests.fixtures.servers import PostgresServer, RedisServer
 from tests.integration.api.conftest import BASE_URL, make_settings
-from tests.integration.api.helpers import TOKEN
+from tests.integration.api.helpers import TOKEN, FakeDns
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -60,7 +60,9 @@ async def runtime(
         HOOKLINE_QUEUE_BACKEND="redis",
         REDIS_URL=redis_server.url,
     )
-    async with open_runtime(settings, clock=SystemClock(), migrate=True) as opened:
+    async with open_runtime(
+        settings, clock=SystemClock(), migrate=True, resolver=FakeDns()
+    ) as opened:
         yield opened
 
 

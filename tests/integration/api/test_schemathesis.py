@@ -42,7 +42,7 @@ from hookline.settings import Settings
 from hookline.storage.models import Delivery
 from tests.fixtures.db import sqlite_url_for
 from tests.integration.api.conftest import make_settings
-from tests.integration.api.helpers import TOKEN
+from tests.integration.api.helpers import TOKEN, FakeDns
 from tests.integration.api.schemathesis_rules import apply_unstated_rules, keep_failure
 
 MAX_EXAMPLES = int(os.environ.get("HOOKLINE_SCHEMATHESIS_EXAMPLES", "20"))
@@ -58,14 +58,20 @@ DATABASE: dict[str, Path] = {}
 def _settings(folder: Path) -> Settings:
     # The default payload limit: generated payloads stay far below it, so a valid publish is
     # never a 413 (whose limit is the operator's setting, not something the schema can say).
+    # Every network allowed: whether a URL's host is a blocked address is the operator's
+    # setting too (ALLOWED_NETWORKS), so a generated valid URL is never refused for it; names
+    # resolve through a FakeDns (none does), never through real DNS.
     return make_settings(
-        sqlite_url_for(folder / "hookline.db"), folder / "data", MAX_PAYLOAD_BYTES=256 * 1024
+        sqlite_url_for(folder / "hookline.db"),
+        folder / "data",
+        MAX_PAYLOAD_BYTES=256 * 1024,
+        ALLOWED_NETWORKS="0.0.0.0/0,::/0",
     )
 
 
 async def _seed(folder: Path) -> None:
     """Two webhooks, an event delivered to both, one of the deliveries a dead letter."""
-    async with open_runtime(_settings(folder), clock=SystemClock()) as runtime:
+    async with open_runtime(_settings(folder), clock=SystemClock(), resolver=FakeDns()) as runtime:
         webhooks = [
             await runtime.endpoints.create(url=f"https://example.com/{n}") for n in range(2)
         ]
@@ -94,7 +100,8 @@ def _app_with_runtime_in_lifespan() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(_settings(DATABASE["folder"]), clock=SystemClock()) as runtime:
+        settings = _settings(DATABASE["folder"])
+        async with open_runtime(settings, clock=SystemClock(), resolver=FakeDns()) as runtime:
             app.state.runtime = runtime
             yield
 

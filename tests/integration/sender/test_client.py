@@ -240,8 +240,30 @@ async def test_a_name_resolving_to_a_private_address_is_blocked(
     assert result.error == AttemptError.BLOCKED_ADDRESS
     assert result.error_detail is not None
     assert "evil.test" in result.error_detail
+    assert "ALLOWED_NETWORKS" in result.error_detail  # says how to allow it
     assert SECRET not in result.error_detail
     assert resolver.lookups == ["evil.test"]
+    assert connect_spy.addresses == []
+
+
+async def test_a_blocked_attempt_names_allowed_networks_even_for_a_long_name(
+    make_sender: SenderFactory, connect_spy: ConnectSpy
+) -> None:
+    # Given a 250-character name that resolves to a private address
+    name = ".".join(["a" * 60] * 4) + ".test"
+    sender = await make_sender(resolver=StaticResolver({name: ["10.0.0.1"]}))
+
+    # When an attempt is made, and one to a private IP literal
+    by_name = await sender.send(post(f"http://{name}/hook"))
+    literal = await sender.send(post("http://10.0.0.1/hook"))
+
+    # Then both are blocked, and the short message (200 characters at most) still says how
+    for result in (by_name, literal):
+        assert result.error == AttemptError.BLOCKED_ADDRESS
+        assert result.error_detail is not None
+        assert len(result.error_detail) <= 200
+        assert result.error_detail.endswith("add its network to ALLOWED_NETWORKS)")
+        assert "10.0.0.1" in result.error_detail
     assert connect_spy.addresses == []
 
 

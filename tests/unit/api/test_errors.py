@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -13,6 +15,7 @@ from hookline.api.errors import (
     TRUNCATED,
     error_responses,
     install_error_handlers,
+    readable,
     status_for,
 )
 from hookline.errors import (
@@ -25,6 +28,7 @@ from hookline.errors import (
     PayloadTooLarge,
     Unavailable,
 )
+from hookline.service.endpoints import InvalidWebhookField
 from hookline.service.pagination import InvalidCursor
 
 RAISED: dict[str, Exception] = {
@@ -36,6 +40,9 @@ RAISED: dict[str, Exception] = {
     "unavailable": Unavailable("queue unreachable"),
     "unmapped": ConfigurationError("should never reach a client"),
     "cursor": InvalidCursor("cursor is not one this API handed out"),
+    "field": InvalidWebhookField(
+        ("url",), "the host 10.0.0.1 is not a public address", kind="blocked_address", value="x"
+    ),
 }
 
 
@@ -102,6 +109,102 @@ async def test_a_bad_cursor_is_a_422_on_the_cursor(client: httpx.AsyncClient) ->
     (error,) = response.json()["detail"]
     assert error["loc"] == ["query", "cursor"]
     assert error["input"] == "abc"
+    assert error["msg"] == "Cursor is not one this API handed out"
+
+
+async def test_a_field_the_service_refuses_is_a_422_on_that_field(
+    client: httpx.AsyncClient,
+) -> None:
+    async with client:
+        response = await client.get("/raise/field")
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "blocked_address",
+                "loc": ["body", "url"],
+                "msg": "The host 10.0.0.1 is not a public address",
+                "input": "x",
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("error", "msg", "ctx"),
+    [
+        (
+            {
+                "type": "value_error",
+                "msg": "Value error, must be x",
+                "ctx": {"error": ValueError()},
+            },
+            "Must be x",
+            None,
+        ),
+        (
+            {
+                "type": "too_long",
+                "msg": "Value should have at most 2 items after validation",
+                "input": "abc",
+                "ctx": {"field_type": "Value", "max_length": 2, "actual_length": 3},
+            },
+            "String should have at most 2 characters, not 3",
+            {"field_type": "String", "max_length": 2, "actual_length": 3},
+        ),
+        (
+            {
+                "type": "too_short",
+                "msg": "List should have at least 1 item after validation",
+                "input": [],
+                "ctx": {"field_type": "List", "min_length": 1, "actual_length": 0},
+            },
+            "List should have at least 1 item, not 0",
+            {"field_type": "List", "min_length": 1, "actual_length": 0},
+        ),
+        (
+            {"type": "too_long", "msg": "m", "input": {"a": 1, "b": 2}, "ctx": {"max_length": 1}},
+            "Object should have at most 1 entry",
+            {"max_length": 1},
+        ),
+        (
+            {"type": "too_long", "msg": "kept as it is", "input": "x", "ctx": {}},
+            "Kept as it is",
+            None,
+        ),
+        (
+            {
+                "type": "string_pattern_mismatch",
+                "msg": "String should match pattern '^a+$'",
+                "ctx": {"pattern": "^a+$"},
+            },
+            "String should match pattern '^a+$'",  # short: quoted as pydantic does
+            {"pattern": "^a+$"},
+        ),
+        (
+            {
+                "type": "string_pattern_mismatch",
+                "msg": "String should match pattern '...'",
+                "ctx": {"pattern": "^" + "(?:ab|cd)" * 10 + "$"},
+            },
+            "Does not have the format this field takes (ctx.pattern states it)",
+            {"pattern": "^" + "(?:ab|cd)" * 10 + "$"},
+        ),
+        (
+            {"type": "decimal_max_digits", "msg": "m", "ctx": {"max": Decimal("1.5"), "n": None}},
+            "M",
+            {"max": "1.5", "n": None},
+        ),
+    ],
+)
+def test_readable_words_the_message_and_keeps_ctx_plain(
+    error: dict[str, object], msg: str, ctx: dict[str, object] | None
+) -> None:
+    result = readable({"loc": ("body", "f"), **error})
+    assert result["msg"] == msg
+    assert result.get("ctx") == ctx
+    assert result["loc"] == ("body", "f")
+    assert result["type"] == error["type"]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from hookline.sender.address_guard import (
     AddressGuard,
     BlockedAddress,
     embedded_ipv4,
+    is_loopback,
     is_public,
 )
 
@@ -168,6 +169,34 @@ def test_blocked_address_names_the_address_and_host_and_fits_aiohttp() -> None:
     assert isinstance(error, OSError)
     assert isinstance(error, HooklineError)
     assert error.errno is None
+
+
+def test_blocked_address_says_how_to_allow_it_and_cuts_a_long_host() -> None:
+    assert str(BlockedAddress("10.0.0.1", host="evil.test")) == (
+        "refused to connect to 10.0.0.1 for evil.test: not a public address "
+        "(to allow it, add its network to ALLOWED_NETWORKS)"
+    )
+    longest = BlockedAddress("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", host="h" * 253)
+    assert len(str(longest)) <= 200  # the sender's error_detail limit: the hint survives
+    assert "h" * 47 + "…" in str(longest)
+    assert str(longest).endswith("ALLOWED_NETWORKS)")
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("127.255.0.9", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("10.0.0.1", False),
+        ("fd00::1", False),
+        ("localhost", False),  # a name, not an address
+    ],
+)
+def test_is_loopback(ip: str, expected: bool) -> None:
+    assert is_loopback(ip) is expected
 
 
 EMBEDDED_CASES = [

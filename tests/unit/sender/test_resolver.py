@@ -1,14 +1,17 @@
-"""GuardedResolver: resolves through a base resolver and keeps only allowed addresses."""
+"""GuardedResolver: resolves through a base resolver and keeps only allowed addresses;
+blocked_destination: the same decision ahead of time, with a bounded lookup."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from ipaddress import ip_network
 
 import pytest
+from aiohttp.abc import ResolveResult
 
 from hookline.sender.address_guard import AddressGuard, BlockedAddress
-from hookline.sender.resolver import GuardedResolver
+from hookline.sender.resolver import LOOKUP_TIMEOUT_S, GuardedResolver, blocked_destination
 from tests.receiver import StaticResolver
 
 TABLE = {
@@ -94,3 +97,158 @@ async def test_the_default_base_resolver_is_created_and_closed_by_the_wrapper() 
     with pytest.raises(BlockedAddress):
         await resolver.resolve("127.0.0.1", 80, family=socket.AF_INET)
     await resolver.close()
+
+
+# --- blocked_destination ----------------------------------------------------------------------
+
+
+async def vet(host: str, *, allowed: str | None = None, base: StaticResolver | None = None) -> str:
+    """What ``blocked_destination`` decides for ``host``: "taken" or the refused address."""
+    guard = AddressGuard([ip_network(allowed)] if allowed else [])
+    blocked = await blocked_destination(
+        host, guard=guard, resolver=base or StaticResolver(TABLE), port=443
+    )
+    return "taken" if blocked is None else blocked.address
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("10.1.2.3", "10.1.2.3"),
+        ("169.254.169.254", "169.254.169.254"),
+        ("::1", "::1"),
+        ("[::1]", "::1"),
+        ("64:ff9b::a00:1", "64:ff9b::a00:1"),  # NAT64 of 10.0.0.1
+        ("93.184.216.34", "taken"),
+        ("2606:4700:4700::1111", "taken"),
+    ],
+)
+async def test_an_ip_literal_is_judged_by_the_guard_without_a_lookup(
+    host: str, expected: str
+) -> None:
+    base = StaticResolver(TABLE)
+    assert await vet(host, base=base) == expected
+    assert base.lookups == []
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("evil.test", "10.0.0.1"),
+        ("metadata.test", "169.254.169.254"),
+        ("hook.test", "127.0.0.1"),
+        ("mixed.test", "taken"),  # the sender would dial its public addresses
+        ("public.test", "taken"),
+        ("unknown.test", "taken"),  # does not resolve (yet): every attempt vets it again
+    ],
+)
+async def test_a_name_is_blocked_only_when_every_address_is_refused(
+    host: str, expected: str
+) -> None:
+    base = StaticResolver(TABLE)
+    assert await vet(host, base=base) == expected
+    assert base.lookups == [host]
+
+
+async def test_the_blocked_name_is_named_with_its_address() -> None:
+    blocked = await blocked_destination(
+        "evil.test", guard=AddressGuard(), resolver=StaticResolver(TABLE)
+    )
+    assert blocked is not None
+    assert (blocked.address, blocked.host) == ("10.0.0.1", "evil.test")
+    assert "ALLOWED_NETWORKS" in str(blocked)
+
+
+async def test_the_allow_list_takes_what_it_lists() -> None:
+    assert await vet("127.0.0.1", allowed="127.0.0.1/32") == "taken"
+    assert await vet("hook.test", allowed="127.0.0.1/32") == "taken"
+    assert await vet("evil.test", allowed="127.0.0.1/32") == "10.0.0.1"
+
+
+async def test_both_families_are_asked_for() -> None:
+    # as the sender's connector does: a name with only IPv6 addresses is vetted too
+    seen: list[socket.AddressFamily] = []
+
+    class Recording(StaticResolver):
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
+            seen.append(family)
+            return await super().resolve(host, port, family)
+
+    assert await vet("hook.test", base=Recording(TABLE)) == "127.0.0.1"
+    assert seen == [socket.AF_UNSPEC]
+
+
+class FailingResolver(StaticResolver):
+    """Raises ``error`` for every name."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__({})
+        self.error = error
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.lookups.append(host)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError("resolver unreachable"),
+        socket.gaierror(socket.EAI_AGAIN, "temporary failure"),
+        TimeoutError(),
+        UnicodeError("label empty or too long"),  # an IDNA problem of the system resolver
+    ],
+)
+async def test_a_failed_lookup_takes_the_name(error: Exception) -> None:
+    assert await vet("flaky.test", base=FailingResolver(error)) == "taken"
+
+
+async def test_a_guarding_resolver_refusal_is_passed_on() -> None:
+    base = FailingResolver(BlockedAddress("10.0.0.1", host="evil.test"))
+    assert await vet("evil.test", base=base) == "10.0.0.1"
+
+
+class EmptyResolver(StaticResolver):
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return []
+
+
+async def test_an_empty_answer_takes_the_name() -> None:
+    assert await vet("empty.test", base=EmptyResolver({})) == "taken"
+
+
+class HangingResolver(StaticResolver):
+    """Never answers; records whether the lookup was cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.cancelled = False
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        raise AssertionError("unreachable")
+
+
+async def test_a_lookup_that_does_not_answer_is_given_up_and_the_name_taken() -> None:
+    # The bound is the event loop's own timer (no sleep here): a resolver that never answers
+    # is abandoned after timeout_s, and the name is taken.
+    base = HangingResolver()
+    blocked = await asyncio.wait_for(
+        blocked_destination("slow.test", guard=AddressGuard(), resolver=base, timeout_s=0.01),
+        timeout=LOOKUP_TIMEOUT_S,
+    )
+    assert blocked is None
+    assert base.cancelled

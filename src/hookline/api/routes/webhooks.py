@@ -38,7 +38,9 @@ NOT_FOUND = error_responses(404)
     summary="Create a webhook",
 )
 async def create_webhook(body: WebhookIn, endpoints: EndpointsDep) -> WebhookOut:
-    """Create a webhook endpoint; its signing secret is generated unless given."""
+    """Create a webhook endpoint; its signing secret is generated unless given. A URL whose
+    host is, or resolves only to, an address that is not public is a 422 on url (naming
+    ALLOWED_NETWORKS), unless ALLOWED_NETWORKS lists it."""
     endpoint = await endpoints.create(
         url=body.url,
         description=body.description,
@@ -77,7 +79,9 @@ async def get_webhook(webhook_id: WebhookId, endpoints: EndpointsDep) -> Webhook
 async def update_webhook(
     webhook_id: WebhookId, body: WebhookPatch, endpoints: EndpointsDep
 ) -> WebhookOut:
-    """Change url, description, event_types or headers; absent fields stay as they are."""
+    """Change url (vetted as on create), description, event_types, headers or retry_config
+    (null: back to the defaults); absent fields stay as they are. A refused change changes
+    nothing."""
     changes = cast(EndpointChanges, body.changes())
     endpoint = await endpoints.update(endpoint_id=webhook_id, changes=changes)
     return WebhookOut.from_endpoint(endpoint)

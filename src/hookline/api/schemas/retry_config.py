@@ -40,10 +40,17 @@ class ScheduledRetryOut(OutputModel):
     """One planned retry. Times are seconds after the first attempt started."""
 
     retry_number: int
-    earliest_delay_s: float
-    latest_delay_s: float | None = Field(description="Null once the latest path has ended.")
-    earliest_at_s: float
-    latest_at_s: float | None
+    earliest_delay_s: float = Field(
+        description="The shortest wait after the previous attempt, over every jitter draw."
+    )
+    latest_delay_s: float | None = Field(
+        description="The longest wait after the previous attempt; null once the latest path "
+        "has ended (the window may end before this retry)."
+    )
+    earliest_at_s: float = Field(description="The earliest time this retry can start.")
+    latest_at_s: float | None = Field(
+        description="The latest time this retry can start; null once the latest path has ended."
+    )
     cut_by_window: bool = Field(description="The window (max_retry_duration) shortened it.")
 
 

@@ -1,6 +1,7 @@
 """Webhook shapes: ``WebhookIn`` / ``WebhookPatch`` / ``WebhookOut``, enabling, the secret.
 
-The secret never appears in ``WebhookOut`` (so never in a list); it has its own endpoint.
+The secret never appears in ``WebhookOut`` (so never in a list); it has its own endpoint. Nor do
+credential headers (``Authorization``, ...): ``WebhookOut`` shows them masked.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
+    BeforeValidator,
     Field,
     GetJsonSchemaHandler,
     StrictBool,
@@ -29,10 +31,11 @@ from hookline.api.schemas.common import (
 )
 from hookline.api.schemas.retry_config import RetryConfigIn
 from hookline.api.schemas.urls import WEBHOOK_URL_PATTERN
+from hookline.domain.event_types import PATTERN_FORBIDDEN_REGEX, PATTERN_RULE, validate_pattern
 from hookline.domain.retry_config import RetryConfig
 from hookline.domain.signing import validate_secret
 from hookline.domain.states import DisabledReason, EndpointStatus
-from hookline.service.endpoints import retry_config_of
+from hookline.service.endpoints import CREDENTIAL_HEADERS, MASK, masked_headers, retry_config_of
 
 if TYPE_CHECKING:
     from hookline.storage.models import Endpoint
@@ -42,6 +45,7 @@ MAX_EVENT_TYPES: Final = 100
 MAX_HEADERS: Final = 20
 MAX_HEADER_VALUE_CHARS: Final = 1024
 HEADER_NAME_PATTERN: Final = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+HEADER_VALUE_PATTERN: Final = r"^[^\x00\r\n]*$"
 RESERVED_HEADERS: Final = frozenset(
     {
         "connection",
@@ -73,6 +77,29 @@ WHSEC_PATTERN: Final = (
 
 _URL_ADAPTER: Final = TypeAdapter(AnyHttpUrl)
 _HEADER_NAME: Final = re.compile(HEADER_NAME_PATTERN)
+_URL: Final = re.compile(WEBHOOK_URL_PATTERN)
+_USERINFO: Final = re.compile(r"^[hH][tT][tT][pP][sS]?://[^/?#]*@")
+"""A URL that carries ``user@`` or ``user:password@`` before its host (any encoding of them)."""
+URL_RULE: Final = (
+    "must be an absolute http:// or https:// URL whose host is a DNS name, an IPv4 address or "
+    "an [IPv6] address, with an optional port 0-65535, and only printable ASCII after it "
+    "(percent-encode anything else)"
+)
+
+
+def _url_shape(value: Any) -> Any:
+    """The URL pattern, checked first so that a refusal says why in words (the pattern alone
+    would answer with itself); credentials get their own message."""
+    if not isinstance(value, str):
+        return value  # the str type refuses it
+    if _USERINFO.match(value):
+        raise ValueError(
+            "must not carry credentials (user:password@ or user@): put them in headers "
+            'instead, e.g. "headers": {"Authorization": "Basic …"}'
+        )
+    if not _URL.fullmatch(value):
+        raise ValueError(URL_RULE)
+    return value
 
 
 def _http_url(value: str) -> str:
@@ -128,31 +155,47 @@ WebhookUrl = Annotated[
         pattern=WEBHOOK_URL_PATTERN,
         description="Where deliveries are POSTed: an absolute http:// or https:// URL, host a "
         "DNS name, IPv4 or [IPv6] address, no user:password@ (put credentials in headers); "
-        "other characters than printable ASCII percent-encoded.",
+        "other characters than printable ASCII percent-encoded. A host that is, or resolves "
+        "only to, an address that is not public (loopback, private, link-local, ...) is "
+        "refused (422) unless the server's ALLOWED_NETWORKS lists it; a name that does not "
+        "resolve (yet) is taken.",
         examples=["https://example.com/webhooks/orders"],
     ),
+    BeforeValidator(_url_shape),
     AfterValidator(_http_url),
 ]
 Description = Annotated[StorableText, Field(max_length=1000, description="Free text for people.")]
+EventTypePattern = Annotated[
+    StorableText,
+    Field(
+        min_length=1,
+        max_length=255,
+        json_schema_extra={"not": {"pattern": PATTERN_FORBIDDEN_REGEX}},
+    ),
+    AfterValidator(validate_pattern),
+]
 EventTypeFilter = Annotated[
-    list[Annotated[StorableText, Field(min_length=1, max_length=255)]],
+    list[EventTypePattern],
     Field(
         max_length=MAX_EVENT_TYPES,
-        description="Event types this webhook receives; empty means all of them.",
-        examples=[["order.created", "order.paid"]],
+        description=f"Event types this webhook receives: {PATTERN_RULE}. Empty means all.",
+        examples=[["order.created", "invoice.*"]],
     ),
     AfterValidator(_unique),
 ]
 ExtraHeaders = Annotated[
     dict[
         Annotated[str, Field(min_length=1, max_length=128, pattern=HEADER_NAME_PATTERN)],
-        Annotated[str, Field(max_length=MAX_HEADER_VALUE_CHARS, pattern=r"^[^\x00\r\n]*$")],
+        Annotated[str, Field(max_length=MAX_HEADER_VALUE_CHARS, pattern=HEADER_VALUE_PATTERN)],
     ],
     _HeaderNamesSchema,
     Field(
         max_length=MAX_HEADERS,
         description="Extra request headers sent with every delivery (not webhook-* or "
-        "hop-by-hop headers); names unique regardless of letter case.",
+        "hop-by-hop headers); names unique regardless of letter case. Credential headers ("
+        + ", ".join(sorted(CREDENTIAL_HEADERS))
+        + f") are shown masked in answers ({MASK}, after the scheme for Authorization: "
+        f'"Bearer {MASK}"); in a PATCH, the masked form of the stored value keeps it.',
         examples=[{"X-Team": "billing"}],
     ),
     AfterValidator(_headers),
@@ -194,16 +237,25 @@ def _omittable() -> Any:
 
 
 class WebhookPatch(InputModel):
-    """The fields to change; absent fields stay as they are (null is not allowed)."""
+    """The fields to change; absent fields stay as they are (null is not allowed, except for
+    ``retry_config``, where it means the defaults)."""
 
     url: WebhookUrl = _omittable()
     description: Description = _omittable()
     event_types: EventTypeFilter = _omittable()
     headers: ExtraHeaders = _omittable()
+    retry_config: RetryConfigIn | None = Field(
+        None,
+        json_schema_extra=_no_default,
+        description="Replaces the retry config (validated like PUT .../retry-config; absent "
+        "fields take their defaults); null goes back to the defaults, like DELETE "
+        ".../retry-config.",
+    )
 
     def changes(self) -> dict[str, Any]:
-        """The fields the request gave, by name."""
-        return self.model_dump(include=self.model_fields_set)
+        """The fields the request gave, by name, as validated (``retry_config`` a
+        ``RetryConfig`` or None)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
 
 
 class WebhookOut(OutputModel):
@@ -213,7 +265,9 @@ class WebhookOut(OutputModel):
     url: str
     description: str
     event_types: list[str]
-    headers: dict[str, str]
+    headers: dict[str, str] = Field(
+        description="The extra request headers; credential headers masked (see WebhookIn)."
+    )
     status: EndpointStatus
     disabled_reason: DisabledReason | None
     disabled_at: UtcDatetime | None
@@ -228,7 +282,7 @@ class WebhookOut(OutputModel):
             url=endpoint.url,
             description=endpoint.description,
             event_types=endpoint.event_types,
-            headers=endpoint.headers,
+            headers=masked_headers(endpoint.headers),
             status=EndpointStatus(endpoint.status),
             disabled_reason=(
                 DisabledReason(endpoint.disabled_reason) if endpoint.disabled_reason else None
