@@ -39,7 +39,7 @@ HOOKLINE: Final = Path(sys.executable).with_name("hookline")
 API_TOKEN: Final = "chaos-token-0123456789abcdefghij"
 AUTH: Final = {"Authorization": f"Bearer {API_TOKEN}"}
 POLL_S: Final = 0.05
-START_TIMEOUT_S: Final = 90.0
+START_TIMEOUT_S: Final = 180.0
 """Longest a hookline process may take to answer (or log ``worker.started``) after exec."""
 STOP_TIMEOUT_S: Final = 15.0
 DELIVERY_TIMEOUT_S: Final = 2.0
@@ -397,7 +397,11 @@ def settings_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "DELIVERY_CONNECT_TIMEOUT": "1",
         "DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT_S),
         "RETRY_WORKER_POLL_INTERVAL": "0.1",
-        "LEASE_DURATION": "5",
+        # 15 s, not 5: on a loaded machine a lease extension can fail for a few seconds
+        # (SQLite "database is locked", a PostgreSQL deadlock retried) and a 5 s lease then
+        # lapses mid-attempt, a duplicate no fault explains. A SIGKILLed worker's claims come
+        # back after 15 s, well inside ``settle_timeout_s``.
+        "LEASE_DURATION": "15",
         "SWEEPER_INTERVAL": "1",
         "SHUTDOWN_GRACE_PERIOD": "3",
         "WORKER_CONCURRENCY": "100",

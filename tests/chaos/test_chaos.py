@@ -58,19 +58,22 @@ from tests.chaos.harness import (
     wait_settled,
     warm_bytecode,
 )
+from tests.fixtures.processes import PYCACHE_DIR
 from tests.fixtures.servers import PostgresServer, RedisServer
 
 _LONG_RUN: Final = "--chaos-long" in sys.argv or os.environ.get("HOOKLINE_CHAOS") == "long"
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(3600 if _LONG_RUN else 600)]
+# The quick form takes about a minute; 900 s leaves its start-up, publish and settle deadlines
+# (START_TIMEOUT_S, publish_timeout_s, settle_timeout_s: 180 s each) room to fire first.
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(3600 if _LONG_RUN else 900)]
 
 WEBHOOK_PATHS: Final = ("/hooks/a", "/hooks/b")
 
 
 @pytest.fixture(scope="session")
-def chaos_pycache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp().parent / "hookline-chaos-pycache"
-    warm_bytecode(path)
-    return path
+def chaos_pycache() -> Path:
+    """The bytecode directory every hookline test process shares (compiled once)."""
+    warm_bytecode(PYCACHE_DIR)
+    return PYCACHE_DIR
 
 
 async def _stop_quietly(stoppers: Sequence[Callable[[], Any]]) -> list[str]:

@@ -4,29 +4,33 @@
         httpx.get(f"{server.base_url}/webhooks", headers=server.auth)
 
 The process gets a clean environment (no HOOKLINE_/DATABASE_/REDIS_ variables leak in), a data
-directory under ``tmp_path`` and a known API token; it is stopped with SIGTERM (then killed if
-it does not exit) and its output is kept for failure messages.
+directory under ``tmp_path`` and a known API token; it is started and stopped by
+``tests.fixtures.processes.child_process`` (SIGTERM, then SIGKILL, reaped, on every way out of the
+block) and its output is kept in a file for failure messages. Start-up waits for ``/readyz`` up
+to ``STARTUP_TIMEOUT_S`` (minutes: a loaded 2-core machine is slow to import FastAPI and friends).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from tests.fixtures.processes import (
+    HOOKLINE,
+    STARTUP_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    child_process,
+    hookline_env,
+    wait_http_ok,
+)
 
-HOOKLINE = str(Path(sys.executable).with_name("hookline"))
-STARTUP_TIMEOUT_S = 40.0
-STOP_TIMEOUT_S = 20.0
 API_TOKEN = "e2e-token-0123456789abcdefghij"
+__all__ = ["API_TOKEN", "STARTUP_TIMEOUT_S", "HooklineServer", "free_port", "running_hookline"]
 
 
 def free_port() -> int:
@@ -51,22 +55,13 @@ class HooklineServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _wait_until_ready(server: HooklineServer) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(f"hookline serve exited early:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling a subprocess's start-up, not waiting on domain time
-    raise AssertionError(f"hookline serve not ready in {STARTUP_TIMEOUT_S} s:\n{server.log()}")
-
-
 @contextmanager
-def running_hookline(tmp_path: Path, *, env: Mapping[str, str] = {}) -> Iterator[HooklineServer]:
+def running_hookline(
+    tmp_path: Path,
+    *,
+    env: Mapping[str, str] = {},
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+) -> Iterator[HooklineServer]:
     """Start ``hookline serve`` with ``env`` on top of a clean environment; stop it after."""
     clean = {
         k: v
@@ -82,24 +77,14 @@ def running_hookline(tmp_path: Path, *, env: Mapping[str, str] = {}) -> Iterator
         }
     )
     port = free_port()
-    log_path = tmp_path / "hookline.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [HOOKLINE, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tmp_path,
-            env=clean,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = HooklineServer(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        _wait_until_ready(server)
+    with child_process(
+        [HOOKLINE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        log_path=tmp_path / "hookline.log",
+        cwd=tmp_path,
+        env=hookline_env(clean),
+        name="hookline serve",
+        stop_timeout_s=STOP_TIMEOUT_S,
+    ) as child:
+        server = HooklineServer(f"http://127.0.0.1:{port}", child.popen, child.log_path)
+        wait_http_ok(f"{server.base_url}/readyz", child=child, timeout_s=startup_timeout_s)
         yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT_S)

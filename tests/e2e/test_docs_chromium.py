@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from hookline.api.openapi import openapi_document
-from tests.e2e.api_server import running_hookline
+from tests.e2e.api_server import STARTUP_TIMEOUT_S, running_hookline
+from tests.fixtures.processes import STOP_TIMEOUT_S, run_bounded
 
-CHROMIUM_TIMEOUT_S = 90
+CHROMIUM_TIMEOUT_S = 180
+"""Longest one headless Chromium run may take (a loaded 2-core machine); then its whole process
+group is killed and the test fails with its output."""
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +29,7 @@ def _chromium() -> str:
 
 
 def _headless(url: str, profile: Path, *action: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_bounded(
         [
             _chromium(),
             "--headless",
@@ -44,10 +47,7 @@ def _headless(url: str, profile: Path, *action: str) -> subprocess.CompletedProc
             *action,
             url,
         ],
-        capture_output=True,
-        text=True,
-        timeout=CHROMIUM_TIMEOUT_S,
-        check=False,
+        timeout_s=CHROMIUM_TIMEOUT_S,
     )
 
 
@@ -55,6 +55,7 @@ def _operation_count() -> int:
     return sum(len(methods) for methods in openapi_document()["paths"].values())
 
 
+@pytest.mark.timeout(STARTUP_TIMEOUT_S + 2 * CHROMIUM_TIMEOUT_S + 2 * STOP_TIMEOUT_S + 30)
 def test_swagger_ui_renders_every_operation_offline(tmp_path: Path) -> None:
     # Given hookline serve on SQLite, on loopback
     with running_hookline(tmp_path) as server:

@@ -4,38 +4,30 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-HOOKLINE = str(Path(sys.executable).with_name("hookline"))
-STARTUP_TIMEOUT_S = 30
+from tests.e2e.api_server import free_port
+from tests.fixtures.processes import (
+    HOOKLINE,
+    STARTUP_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    child_process,
+    hookline_env,
+    wait_http_ok,
+    wait_until,
+)
 
+pytestmark = pytest.mark.e2e
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(base_url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"hookline serve exited with {process.returncode}"
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling a subprocess's start-up, not waiting on domain time
-    raise AssertionError(f"hookline serve did not answer within {STARTUP_TIMEOUT_S} s")
+HTTP_TIMEOUT_S = 30.0
+"""Each API call of the test (the server is up by then; a loaded machine is still slow)."""
 
 
+@pytest.mark.timeout(STARTUP_TIMEOUT_S + 2 * HTTP_TIMEOUT_S + 3 * STOP_TIMEOUT_S + 30)
 def test_serve_starts_on_a_fresh_directory_and_stops_on_sigterm(tmp_path: Path) -> None:
     # Given an empty working directory and no hookline settings in the environment
     env = {
@@ -46,40 +38,45 @@ def test_serve_starts_on_a_fresh_directory_and_stops_on_sigterm(tmp_path: Path) 
     env["LOG_LEVEL"] = "WARNING"
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
 
     # When `hookline serve` starts
-    process = subprocess.Popen(
+    with child_process(
         [HOOKLINE, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until_up(base_url, process)
+        log_path=tmp_path / "serve.stdout",
+        stderr_path=tmp_path / "serve.stderr",
+        cwd=work_dir,
+        env=hookline_env(env),
+        name="hookline serve",
+    ) as serve:
+        wait_http_ok(f"{base_url}/healthz", child=serve, timeout_s=STARTUP_TIMEOUT_S)
 
         # Then it answers /healthz, created its SQLite file and a private token file,
         # and the API refuses requests without that token
-        data_dir = tmp_path / ".hookline"
+        data_dir = work_dir / ".hookline"
         assert (data_dir / "hookline.db").exists()
         token_file = data_dir / "api-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()
         assert len(token) >= 32
-        assert httpx.get(f"{base_url}/webhooks", timeout=5).status_code == 401
+        assert httpx.get(f"{base_url}/webhooks", timeout=HTTP_TIMEOUT_S).status_code == 401
         authorized = httpx.get(
-            f"{base_url}/webhooks", headers={"Authorization": f"Bearer {token}"}, timeout=5
+            f"{base_url}/webhooks",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=HTTP_TIMEOUT_S,
         )
         assert authorized.status_code == 200
 
         # When it gets SIGTERM it exits cleanly
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    _, err = process.communicate(timeout=10)
+        serve.popen.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: None if serve.returncode is not None else "still running",
+            timeout_s=STOP_TIMEOUT_S,
+            what="hookline serve exiting after SIGTERM",
+            context=serve.describe,
+        )
+        assert serve.returncode == 0, serve.describe()
+
     # and the token was printed once, on the first start
-    assert err.count(token) == 1
+    assert serve.errors().count(token) == 1, serve.describe()

@@ -15,12 +15,14 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.e2e.api_server import HooklineServer, running_hookline
+from tests.e2e.api_server import STARTUP_TIMEOUT_S, HooklineServer, running_hookline
+from tests.fixtures.processes import STOP_TIMEOUT_S
 from tests.receiver import Receiver, RecordedRequest
 
 pytestmark = pytest.mark.e2e
 
-DELIVERY_TIMEOUT_S = 30.0
+DELIVERY_TIMEOUT_S = 60.0
+"""Longest each of the test's six waits on the server process takes (a loaded machine)."""
 # One retry one second after the first attempt, then the dead-letter list.
 QUICK_RETRIES = {
     "max_retries": 1,
@@ -47,16 +49,26 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HooklineS
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], *, what: str, timeout_s: float = DELIVERY_TIMEOUT_S
+    check: Callable[[], Awaitable[Any]],
+    *,
+    what: str,
+    server: HooklineServer,
+    timeout_s: float = DELIVERY_TIMEOUT_S,
 ) -> Any:
-    """Poll ``check`` (a bounded loop) until it returns something truthy."""
+    """Poll ``check`` (a bounded loop) until it returns something truthy; on timeout, fail
+    with the last thing it returned and the tail of the server's log."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         result = await check()
         if result:
             return result
+        if time.monotonic() >= deadline:
+            tail = "\n".join(server.log().splitlines()[-40:])
+            raise AssertionError(
+                f"timed out after {timeout_s} s waiting for {what}; last seen: {result!r}\n"
+                f"server log tail:\n{tail}"
+            )
         await asyncio.sleep(0.1)  # another process works meanwhile: poll it, bounded
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def verify(secret: str, request: RecordedRequest) -> dict[str, Any]:
@@ -66,10 +78,11 @@ def verify(secret: str, request: RecordedRequest) -> dict[str, Any]:
     return payload
 
 
+@pytest.mark.timeout(STARTUP_TIMEOUT_S + 6 * DELIVERY_TIMEOUT_S + 2 * STOP_TIMEOUT_S + 30)
 async def test_deliver_retry_dead_letter_and_replay(server: HooklineServer) -> None:
     async with (
         Receiver() as receiver,
-        httpx.AsyncClient(base_url=server.base_url, headers=server.auth, timeout=10) as api,
+        httpx.AsyncClient(base_url=server.base_url, headers=server.auth, timeout=60) as api,
     ):
         # Given a healthy webhook, and one whose receiver fails, with one quick retry
         receiver.on("/ok", statuses=[200])
@@ -104,7 +117,9 @@ async def test_deliver_retry_dead_letter_and_replay(server: HooklineServer) -> N
         async def succeeded(delivery_id: str) -> bool:
             return await state_of(delivery_id) == "succeeded"
 
-        await eventually(lambda: succeeded(by_webhook[ok["id"]]), what="the ok delivery")
+        await eventually(
+            lambda: succeeded(by_webhook[ok["id"]]), what="the ok delivery", server=server
+        )
 
         # And the failing one is tried twice (first attempt + one retry), then dead-lettered
         failures = await receiver.wait_for(2, path="/down", timeout_s=DELIVERY_TIMEOUT_S)
@@ -117,7 +132,7 @@ async def test_deliver_retry_dead_letter_and_replay(server: HooklineServer) -> N
             data: list[dict[str, Any]] = page.json()["data"]
             return data
 
-        (dead,) = await eventually(dead_letters, what="the dead letter")
+        (dead,) = await eventually(dead_letters, what="the dead letter", server=server)
         assert dead["id"] == by_webhook[down["id"]]
         assert dead["attempt_number"] == 2
         assert dead["last_status_code"] == 500
@@ -130,11 +145,11 @@ async def test_deliver_retry_dead_letter_and_replay(server: HooklineServer) -> N
         receiver.on("/down", statuses=[200])
         replay = await api.post("/dead-letters/replay", json={"webhook_id": down["id"]})
         assert replay.status_code == 202
-        assert replay.json() == {"replayed": 1}
+        assert replay.json() == {"replayed": 1, "skipped": {}}
 
         # Then it is delivered, with the same webhook-id, and verifies
         third = (await receiver.wait_for(3, path="/down", timeout_s=DELIVERY_TIMEOUT_S))[2]
         assert third.headers["webhook-id"] == event_id
         assert verify(down_secret, third) == {"order": 7}
-        await eventually(lambda: succeeded(dead["id"]), what="the replayed delivery")
+        await eventually(lambda: succeeded(dead["id"]), what="the replayed delivery", server=server)
         assert (await dead_letters()) == []

@@ -32,16 +32,35 @@ from hookline.service.events import EventService, PublishResult
 from hookline.settings import Settings
 from hookline.storage.models import Delivery, DeliveryAttempt
 from hookline.worker.sweeper import Sweeper
+from tests.fixtures.processes import PYCACHE_DIR, STARTUP_TIMEOUT_S
 from tests.integration.worker.worker_process import POLL_S, WorkerProcess, warm_bytecode
 from tests.receiver import Receiver
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.processes]
 
 HOOK: Final = "/hook"
-STARTUP_S: Final = 30.0
-"""Longest a worker may take from exec to its first claim (imports on a busy 2-core machine)."""
-SETTLE_S: Final = 60.0
+STARTUP_S: Final = STARTUP_TIMEOUT_S
+"""Longest a worker may take from exec to its first claim (imports on a loaded 2-core machine:
+load average 5-8 in CI; minutes, not seconds)."""
+SETTLE_S: Final = 180.0
 """Longest a test waits for all of its deliveries to finish."""
+EXIT_S: Final = 60.0
+"""Longest a worker may take to exit once it should (after SIGKILL, or after its grace period:
+closing its pools on a loaded machine). A worker that hangs still fails the test."""
+MARGIN_S: Final = 30.0
+"""On top of the sum of a test's bounded waits (the first one may include compiling the workers'
+bytecode, ``STARTUP_S``), so that its own deadlines, which say what they saw, fire before
+pytest-timeout does."""
+EVENTS: Final = 400
+"""Events in the two-process test: enough that both processes claim many batches at once and
+their sweepers race the publisher, small enough to settle in well under a minute on a loaded
+2-core machine (2,000 took longer than the 90 s pytest timeout there)."""
+LOST: Final = 200
+"""Deliveries whose Redis queue is lost in the sweeper test: more than a worker claims at once
+(``WORKER_BATCH_SIZE``, 100), few enough to deliver quickly on a loaded machine (it was 500)."""
+GRACE_S: Final = 30
+"""``SHUTDOWN_GRACE_PERIOD`` of the test whose worker must finish its request while stopping:
+long enough that the request finishes inside it even on a loaded machine."""
 PUBLISH_CONCURRENCY: Final = 20
 """Publishes in flight at once from the test process (its pool holds 10 + 10 connections)."""
 
@@ -50,11 +69,11 @@ PUBLISH_CONCURRENCY: Final = 20
 
 
 @pytest.fixture(scope="session")
-def pycache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where worker processes keep bytecode; shared by sessions (Python rewrites stale files)."""
-    path = tmp_path_factory.getbasetemp().parent / "hookline-worker-pycache"
-    warm_bytecode(pycache_dir=path)
-    return path
+def pycache_dir() -> Path:
+    """Where worker processes keep bytecode; shared by every test process (Python writes each
+    file atomically and rewrites stale ones)."""
+    warm_bytecode(pycache_dir=PYCACHE_DIR, timeout_s=STARTUP_TIMEOUT_S)
+    return PYCACHE_DIR
 
 
 @pytest.fixture
@@ -134,7 +153,7 @@ class Workers:
         failures: list[BaseException] = []
         for worker in self.started:
             try:
-                await worker.stop()
+                await worker.stop(kill_after_s=EXIT_S)
             except Exception as exc:  # keep stopping the others
                 failures.append(exc)
         if failures:
@@ -245,10 +264,17 @@ def attempted_ids(worker: WorkerProcess) -> Iterator[str]:
 # tests -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(90)
-async def test_two_worker_processes_deliver_2000_events_each_exactly_once(
+@pytest.mark.timeout(3 * STARTUP_S + 2 * SETTLE_S + 2 * EXIT_S + MARGIN_S)
+async def test_two_worker_processes_deliver_every_event_exactly_once(
     runtime: Runtime, receiver: Receiver, workers: Workers
 ) -> None:
+    """Two ``hookline worker`` processes on one PostgreSQL and one Redis deliver each of
+    ``EVENTS`` (400) events exactly once, none lost, both doing part of the work.
+
+    Sized to finish comfortably on a loaded 2-core machine (it was 2,000 events, which ran past
+    its timeout there); every wait is bounded by ``STARTUP_S``/``SETTLE_S`` and fails with the
+    workers' log tails.
+    """
     # Given one endpoint that answers 200 at once, and two worker processes on one PostgreSQL
     # and one Redis, both running
     await runtime.endpoints.create(url=receiver.url_for(HOOK))
@@ -256,30 +282,30 @@ async def test_two_worker_processes_deliver_2000_events_each_exactly_once(
     await worker_a.wait_for_log("worker.started", timeout_s=STARTUP_S)
     await worker_b.wait_for_log("worker.started", timeout_s=STARTUP_S)
 
-    # When 2,000 events are published while they run (their sweepers, every 0.5 s, race the
+    # When EVENTS events are published while they run (their sweepers, every 0.5 s, race the
     # publisher's commit-then-enqueue: see the race tests at the end of this file)
-    published = await publish_many(runtime, 2000)
+    published = await publish_many(runtime, EVENTS)
     event_ids = {result.event.id for result in published}
     delivery_ids = {d.id for result in published for d in result.deliveries}
-    assert len(event_ids) == len(delivery_ids) == 2000
+    assert len(event_ids) == len(delivery_ids) == EVENTS
 
     # Then every delivery ends succeeded
-    await receiver.wait_for(2000, timeout_s=SETTLE_S)
-    await wait_all_succeeded(runtime, 2000, workers=[worker_a, worker_b])
+    await receiver.wait_for(EVENTS, timeout_s=SETTLE_S)
+    await wait_all_succeeded(runtime, EVENTS, workers=[worker_a, worker_b])
     # and the receiver saw every webhook-id, none twice
     seen = webhook_ids(receiver)
     assert set(seen) == event_ids
     assert sorted(i for i, n in seen.items() if n > 1) == []
-    assert len(receiver.requests) == 2000
+    assert len(receiver.requests) == EVENTS
     # after exactly one attempt each
     deliveries = await all_deliveries(runtime)
     assert {d.id for d in deliveries} == delivery_ids
-    assert Counter(d.attempt_number for d in deliveries) == {1: 2000}
+    assert Counter(d.attempt_number for d in deliveries) == {1: EVENTS}
     async with runtime.sessions() as session:
         attempt_statuses = Counter(
             (await session.execute(select(DeliveryAttempt.status_code))).scalars()
         )
-    assert attempt_statuses == {200: 2000}
+    assert attempt_statuses == {200: EVENTS}
 
     # and both processes did part of the work, never the same delivery
     by_a, by_b = set(attempted_ids(worker_a)), set(attempted_ids(worker_b))
@@ -289,11 +315,11 @@ async def test_two_worker_processes_deliver_2000_events_each_exactly_once(
     assert by_a | by_b == delivery_ids
 
     # and both stop cleanly on SIGTERM
-    assert await worker_a.stop() == 0
-    assert await worker_b.stop() == 0
+    assert await worker_a.stop(kill_after_s=EXIT_S) == 0, worker_a.describe()
+    assert await worker_b.stop(kill_after_s=EXIT_S) == 0, worker_b.describe()
 
 
-@pytest.mark.timeout(45)
+@pytest.mark.timeout(3 * STARTUP_S + SETTLE_S + 3 * EXIT_S + MARGIN_S)
 async def test_a_worker_killed_mid_request_loses_nothing(
     runtime: Runtime,
     receiver: Receiver,
@@ -314,7 +340,7 @@ async def test_a_worker_killed_mid_request_loses_nothing(
 
     # When A is killed with SIGKILL while the request is held
     worker_a.send_signal(signal.SIGKILL)
-    assert await worker_a.wait_exit(timeout_s=5) == -signal.SIGKILL
+    assert await worker_a.wait_exit(timeout_s=EXIT_S) == -signal.SIGKILL
     # (the claim is still A's: in flight in Redis, `delivering` in the database)
     assert await queue_position(redis_client, queue_keys, delivery.id) == (False, True)
     assert (await load_delivery(runtime, delivery.id)).state == "delivering"
@@ -324,7 +350,7 @@ async def test_a_worker_killed_mid_request_loses_nothing(
 
     # Then after A's lease expires, B's sweeper returns the claim and B delivers it again
     [_, second] = await receiver.wait_for(2, timeout_s=STARTUP_S)
-    await wait_all_succeeded(runtime, 1, workers=[worker_a, worker_b], timeout_s=10)
+    await wait_all_succeeded(runtime, 1, workers=[worker_a, worker_b])
     # with the same webhook-id (at-least-once: the receiver may deduplicate)
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery.event_id
     assert len(receiver.requests) == 2
@@ -339,7 +365,7 @@ async def test_a_worker_killed_mid_request_loses_nothing(
     assert await queue_position(redis_client, queue_keys, delivery.id) == (False, False)
 
 
-@pytest.mark.timeout(45)
+@pytest.mark.timeout(2 * STARTUP_S + GRACE_S + 3 * EXIT_S + MARGIN_S)
 async def test_sigterm_finishes_the_in_flight_request_within_the_grace_period(
     runtime: Runtime,
     receiver: Receiver,
@@ -347,22 +373,22 @@ async def test_sigterm_finishes_the_in_flight_request_within_the_grace_period(
     redis_client: aioredis.Redis,
     queue_keys: QueueKeys,
 ) -> None:
-    # Given a worker with a 5 s grace period whose request the endpoint holds open
+    # Given a worker with a 30 s grace period whose request the endpoint holds open
     hold = asyncio.Event()
     receiver.on(HOOK, hold=hold)
     await runtime.endpoints.create(url=receiver.url_for(HOOK))
     [delivery] = (await runtime.events.publish(event_type="order.created", payload={})).deliveries
-    worker = workers.start("a", SHUTDOWN_GRACE_PERIOD="5")
+    worker = workers.start("a", SHUTDOWN_GRACE_PERIOD=str(GRACE_S))
     await receiver.wait_for(1, timeout_s=STARTUP_S)
 
     # When it receives SIGTERM, and the endpoint answers while the worker is stopping
     worker.send_signal(signal.SIGTERM)
-    stopping = await worker.wait_for_log("worker.stopping", timeout_s=5)
+    stopping = await worker.wait_for_log("worker.stopping", timeout_s=EXIT_S)
     hold.set()
 
     # Then the process finishes the attempt and exits 0
     assert stopping["in_flight"] == 1
-    assert await worker.wait_exit(timeout_s=5 + 5) == 0
+    assert await worker.wait_exit(timeout_s=GRACE_S + EXIT_S) == 0, worker.describe()
     # and the delivery is succeeded, not abandoned: nothing was released or left in the queue
     final = await load_delivery(runtime, delivery.id)
     assert (final.state, final.attempt_number, final.last_status_code) == ("succeeded", 1, 200)
@@ -371,7 +397,7 @@ async def test_sigterm_finishes_the_in_flight_request_within_the_grace_period(
     assert len(receiver.requests) == 1
 
 
-@pytest.mark.timeout(45)
+@pytest.mark.timeout(3 * STARTUP_S + SETTLE_S + 3 * EXIT_S + MARGIN_S)
 async def test_sigterm_releases_a_request_that_outlasts_the_grace_period(
     runtime: Runtime,
     receiver: Receiver,
@@ -390,12 +416,13 @@ async def test_sigterm_releases_a_request_that_outlasts_the_grace_period(
     # When it receives SIGTERM and the endpoint keeps holding past the grace period
     worker_a.send_signal(signal.SIGTERM)
     sent_at = time.monotonic()
-    code = await worker_a.wait_exit(timeout_s=1 + 5)
+    code = await worker_a.wait_exit(timeout_s=1 + EXIT_S)
     took_s = time.monotonic() - sent_at
 
-    # Then the process gives up after the grace period, exits 0 and releases the claim
+    # Then the process gives up after the grace period (the endpoint would hold it forever),
+    # exits 0 and releases the claim
     assert code == 0, worker_a.describe()
-    assert 1.0 <= took_s < 1 + 5
+    assert 1.0 <= took_s < 1 + EXIT_S
     assert [e["count"] for e in worker_a.log_events("worker.released")] == [1]
     assert await queue_position(redis_client, queue_keys, delivery.id) == (True, False)
     assert (await load_delivery(runtime, delivery.id)).attempt_number == 0
@@ -406,7 +433,7 @@ async def test_sigterm_releases_a_request_that_outlasts_the_grace_period(
 
     # Then the second worker delivers it, with the same webhook-id
     [_, second] = await receiver.wait_for(2, timeout_s=STARTUP_S)
-    await wait_all_succeeded(runtime, 1, workers=[worker_a, worker_b], timeout_s=10)
+    await wait_all_succeeded(runtime, 1, workers=[worker_a, worker_b])
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery.event_id
     final = await load_delivery(runtime, delivery.id)
     assert (final.state, final.attempt_number, final.last_status_code) == ("succeeded", 1, 200)
@@ -414,7 +441,7 @@ async def test_sigterm_releases_a_request_that_outlasts_the_grace_period(
     assert len(receiver.requests) == 2
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(2 * STARTUP_S + 2 * SETTLE_S + EXIT_S + MARGIN_S)
 async def test_one_sweeper_pass_rebuilds_a_lost_redis_queue(
     runtime: Runtime,
     receiver: Receiver,
@@ -422,12 +449,12 @@ async def test_one_sweeper_pass_rebuilds_a_lost_redis_queue(
     redis_client: aioredis.Redis,
     redis_prefix: str,
 ) -> None:
-    # Given 500 deliveries published while no worker runs
+    # Given LOST deliveries published while no worker runs
     await runtime.endpoints.create(url=receiver.url_for(HOOK))
-    published = await publish_many(runtime, 500)
+    published = await publish_many(runtime, LOST)
     delivery_ids = {d.id for result in published for d in result.deliveries}
-    assert len(delivery_ids) == 500
-    assert await runtime.queue.depth() == 500
+    assert len(delivery_ids) == LOST
+    assert await runtime.queue.depth() == LOST
 
     # When Redis loses every key of this queue (only our prefix: the server is shared)
     keys = [key async for key in redis_client.scan_iter(match=f"{redis_prefix}*", count=500)]
@@ -437,14 +464,14 @@ async def test_one_sweeper_pass_rebuilds_a_lost_redis_queue(
     # and one sweeper pass runs
     report = await Sweeper.from_runtime(runtime).run_once()
 
-    # Then it put all 500 back
-    assert (report.recovered_leases, report.requeued_missing) == (0, 500)
-    assert await runtime.queue.depth() == 500
+    # Then it put all of them back
+    assert (report.recovered_leases, report.requeued_missing) == (0, LOST)
+    assert await runtime.queue.depth() == LOST
 
     # and a worker delivers every one of them, once
     worker = workers.start("a")
-    await receiver.wait_for(500, timeout_s=STARTUP_S + SETTLE_S)
-    await wait_all_succeeded(runtime, 500, workers=[worker])
+    await receiver.wait_for(LOST, timeout_s=STARTUP_S + SETTLE_S)
+    await wait_all_succeeded(runtime, LOST, workers=[worker])
     assert set(attempted_ids(worker)) == delivery_ids
     seen = webhook_ids(receiver)
     assert set(seen) == {result.event.id for result in published}
