@@ -397,9 +397,10 @@ def settings_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "DELIVERY_CONNECT_TIMEOUT": "1",
         "DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT_S),
         "RETRY_WORKER_POLL_INTERVAL": "0.1",
-        # 15 s, not 5: on a loaded machine a lease extension can fail for a few seconds
-        # (SQLite "database is locked", a PostgreSQL deadlock retried) and a 5 s lease then
-        # lapses mid-attempt, a duplicate no fault explains. A SIGKILLed worker's claims come
+        # 15 s, not 5: on a loaded machine a lease extension on SQLite can wait seconds for
+        # the single write lock ("database is locked") and a 5 s lease then lapses
+        # mid-attempt, a duplicate no fault explains. (On PostgreSQL the extension skips rows
+        # a settle holds instead of deadlocking with it.) A SIGKILLed worker's claims come
         # back after 15 s, well inside ``settle_timeout_s``.
         "LEASE_DURATION": "15",
         "SWEEPER_INTERVAL": "1",

@@ -129,9 +129,15 @@ class SqlQueue:
         with _mapped_errors("extend lease"):
             async with self._engine.begin() as conn:
                 for batch in _batches(delivery_ids):
+                    # Skip rows a settle holds (see deliveries.extend_leases): no deadlock.
+                    unlocked = (
+                        select(t.c.id)
+                        .where(t.c.id.in_(batch), t.c.lease_until.is_not(None))
+                        .with_for_update(skip_locked=True)
+                    )
                     await conn.execute(
                         update(t)
-                        .where(t.c.id.in_(batch), t.c.lease_until.is_not(None))
+                        .where(t.c.id.in_(unlocked.scalar_subquery()))
                         .values(lease_until=deadline)
                     )
 

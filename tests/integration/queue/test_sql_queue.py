@@ -1,6 +1,7 @@
 """What only ``SqlQueue`` has: it reads and writes the deliveries rows themselves.
 
-The behaviour every backend shares is in ``test_contract.py``.
+The behaviour every backend shares is in ``test_contract.py``. The database lease the worker
+keeps beside a Redis claim (``deliveries.extend_leases``) is tested here too: same rows, same locks.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hookline.clock import ManualClock
@@ -19,6 +20,7 @@ from hookline.errors import Unavailable
 from hookline.queue import SqlQueue
 from hookline.storage.db import create_session_factory
 from hookline.storage.models import Delivery
+from hookline.storage.repositories import deliveries as repo
 from tests.factories import make_delivery, make_endpoint, make_event
 
 pytestmark = pytest.mark.integration
@@ -154,3 +156,57 @@ async def test_an_unreachable_database_raises_unavailable(unreachable: SqlQueue)
         await unreachable.get_due_retries(now=ManualClock().now(), limit=1, lease_s=LEASE_S)
     with pytest.raises(Unavailable, match="database is unreachable"):
         await unreachable.depth()
+
+
+async def test_on_postgres_extending_leases_skips_rows_a_settle_holds(
+    pg_engine: AsyncEngine, clock: ManualClock
+) -> None:
+    # Given three claimed rows, one of them locked by a settle that is still running (it waits
+    # for the other rows next, in its own order: waiting here would be a deadlock)
+    queue = SqlQueue(pg_engine)
+    now = clock.now()
+    ids = await add_rows(pg_engine, now, *["pending"] * 3)
+    assert await queue.get_due_retries(now=now, limit=10, lease_s=LEASE_S) == ids
+    later = clock.advance(10)
+
+    async with pg_engine.connect() as settle:
+        await settle.begin()
+        await settle.execute(update(Delivery).where(Delivery.id == ids[1]).values(updated_at=later))
+
+        # When the lease extender runs, it returns at once
+        await asyncio.wait_for(
+            queue.extend_lease(ids, now=later, lease_s=LEASE_S), timeout=CLAIM_BOUND_S
+        )
+        await settle.rollback()
+
+    # Then the rows nobody held got the new lease; the held one kept its old lease
+    extended = later + timedelta(seconds=LEASE_S)
+    leases = [(await read_row(pg_engine, delivery_id))[1] for delivery_id in ids]
+    assert leases == [extended, now + timedelta(seconds=LEASE_S), extended]
+
+
+async def test_on_postgres_the_database_lease_of_a_redis_claim_skips_held_rows(
+    pg_engine: AsyncEngine, clock: ManualClock
+) -> None:
+    # Given three delivering rows (claimed through a queue that keeps its leases elsewhere),
+    # one of them locked by a running settle
+    now = clock.now()
+    ids = await add_rows(pg_engine, now, *["delivering"] * 3)
+    sessions = create_session_factory(pg_engine)
+    lease_until = now + timedelta(seconds=LEASE_S)
+
+    async with pg_engine.connect() as settle:
+        await settle.begin()
+        await settle.execute(update(Delivery).where(Delivery.id == ids[0]).values(updated_at=now))
+
+        # When the worker extends the database lease, it returns at once
+        async def extend() -> None:
+            async with sessions.begin() as session:
+                await repo.extend_leases(session, delivery_ids=ids, lease_until=lease_until)
+
+        await asyncio.wait_for(extend(), timeout=CLAIM_BOUND_S)
+        await settle.rollback()
+
+    # Then only the rows nobody held were extended
+    leases = [(await read_row(pg_engine, delivery_id))[1] for delivery_id in ids]
+    assert leases == [None, lease_until, lease_until]

@@ -89,11 +89,22 @@ async def mark_delivering(
 async def extend_leases(
     session: AsyncSession, *, delivery_ids: Sequence[str], lease_until: datetime
 ) -> None:
-    """Move the database lease of deliveries still ``delivering`` to ``lease_until``."""
+    """Move the database lease of deliveries still ``delivering`` to ``lease_until``.
+
+    Rows another transaction has locked are skipped (``FOR UPDATE SKIP LOCKED``): they are being
+    settled right now, so their lease no longer matters, and waiting for them while the settle
+    waits for a row this statement locked would be a deadlock (PostgreSQL locks an ``IN`` list
+    in scan order, the settle in batch order). SQLite has one writer and no row locks.
+    """
     if delivery_ids:
+        unlocked = (
+            select(Delivery.id)
+            .where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.DELIVERING.value)
+            .with_for_update(skip_locked=True)
+        )
         await session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.DELIVERING.value)
+            .where(Delivery.id.in_(unlocked.scalar_subquery()))
             .values(lease_until=lease_until)
             .execution_options(synchronize_session=False)
         )
