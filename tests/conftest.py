@@ -12,10 +12,23 @@ processes.
 from __future__ import annotations
 
 import pytest
+import structlog
 
 from hookline.clock import ManualClock
 
 pytest_plugins = ["tests.fixtures.services", "tests.fixtures.db"]
+
+# structlog's default console renderer formats an exception with rich (syntax-highlighted
+# frames, locals): ~1 s of CPU per logged traceback, which made tests that log failures on
+# purpose take a minute on a loaded machine. Tests read logs through capture_logs, not this.
+structlog.configure(
+    processors=[
+        *structlog.get_config()["processors"][:-1],
+        structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        ),
+    ]
+)
 
 PROCESS_MARKERS = ("e2e", "chaos", "processes")
 """Markers of tests that start processes; they share the xdist group ``PROCESS_GROUP``."""
