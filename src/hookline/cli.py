@@ -7,7 +7,8 @@ shows as ``***``), and exits with a code that says what failed:
   0  done, or stopped by SIGTERM/SIGINT after a clean shutdown
   1  EXIT_LOOP_DIED    a worker or sweeper loop ended by itself (a bug): restart the process
   2  EXIT_USAGE        a bad flag or setting, including a malformed DATABASE_URL or REDIS_URL
-  3  EXIT_DATABASE     the database (DATABASE_URL) cannot be reached or used
+  3  EXIT_DATABASE     the database (DATABASE_URL) cannot be reached or used, or it is not
+                       migrated to this version (api, worker: run `hookline migrate`)
   4  EXIT_QUEUE        Redis (REDIS_URL) cannot be reached or used
   5  EXIT_PORT         the API cannot listen on --host/--port (in use, privileged, not ours)
   6  EXIT_MIGRATION    a schema migration failed, or --downgrade names a revision that cannot
@@ -304,14 +305,15 @@ def _prepare_data_dir(settings: Settings) -> None:
 
 
 async def check_backends(runtime: Runtime, *, migrate: bool) -> None:
-    """Reach the database (and migrate it when asked) and the queue before anything runs.
+    """Before anything runs: reach the database and the queue, then migrate the schema
+    (``migrate``) or check that it is at this package's head (a worker or API on a database
+    nobody migrated would otherwise log "no such table" forever).
 
-    Raises ``StartupError``: ``EXIT_DATABASE`` (``DATABASE_URL``), ``EXIT_MIGRATION``,
-    ``EXIT_QUEUE`` (``REDIS_URL``).
+    Raises ``StartupError``: ``EXIT_DATABASE`` (``DATABASE_URL``), ``EXIT_QUEUE``
+    (``REDIS_URL``), ``EXIT_MIGRATION``.
     """
     from hookline.errors import Unavailable
     from hookline.settings import QueueBackend
-    from hookline.storage import migrate as migrations
     from hookline.storage.db import is_outage, ping
 
     settings = runtime.settings
@@ -324,20 +326,6 @@ async def check_backends(runtime: Runtime, *, migrate: bool) -> None:
             f"DATABASE_URL: cannot {verb} the database at {database}: {_describe(exc, settings)}",
             EXIT_DATABASE,
         ) from exc
-    if migrate:
-        try:
-            await migrations.upgrade(runtime.engine)
-        except Exception as exc:
-            if is_outage(exc):
-                raise StartupError(
-                    f"DATABASE_URL: lost the database at {database} while migrating: "
-                    f"{_describe(exc, settings)}",
-                    EXIT_DATABASE,
-                ) from exc
-            raise StartupError(
-                f"migrating the database at {database} failed: {_describe(exc, settings)}",
-                EXIT_MIGRATION,
-            ) from exc
     if settings.effective_queue_backend is QueueBackend.REDIS:
         assert settings.redis_url is not None  # Settings validated it
         try:
@@ -349,6 +337,50 @@ async def check_backends(runtime: Runtime, *, migrate: bool) -> None:
                 f"{_describe(exc, settings)}",
                 EXIT_QUEUE,
             ) from exc
+    if migrate:
+        await _upgrade_schema(runtime, database)
+    else:
+        await _require_head(runtime, database)
+
+
+async def _upgrade_schema(runtime: Runtime, database: str) -> None:
+    from hookline.storage import migrate as migrations
+    from hookline.storage.db import is_outage
+
+    try:
+        await migrations.upgrade(runtime.engine)
+    except Exception as exc:
+        if is_outage(exc):
+            raise StartupError(
+                f"DATABASE_URL: lost the database at {database} while migrating: "
+                f"{_describe(exc, runtime.settings)}",
+                EXIT_DATABASE,
+            ) from exc
+        raise StartupError(
+            f"migrating the database at {database} failed: {_describe(exc, runtime.settings)}",
+            EXIT_MIGRATION,
+        ) from exc
+
+
+async def _require_head(runtime: Runtime, database: str) -> None:
+    from hookline.storage import migrate as migrations
+
+    try:
+        behind = await migrations.behind_head(runtime.engine)
+    except Exception as exc:
+        raise StartupError(
+            f"DATABASE_URL: cannot read the schema revision of the database at {database}: "
+            f"{_describe(exc, runtime.settings)}",
+            EXIT_DATABASE,
+        ) from exc
+    if behind is not None:
+        current, head = behind
+        where = "has no hookline schema" if current is None else f"is at revision {current}"
+        raise StartupError(
+            f"DATABASE_URL: the database at {database} {where}; this hookline needs {head}: "
+            "run `hookline migrate` first",
+            EXIT_DATABASE,
+        )
 
 
 async def _run(

@@ -128,6 +128,13 @@ def free_port() -> int:
             id="serve-redis-unreachable",
         ),
         pytest.param(
+            ["worker"],
+            {},
+            cli.EXIT_DATABASE,
+            "DATABASE_URL: the database at sqlite",
+            id="worker-on-an-unmigrated-database",
+        ),
+        pytest.param(
             ["migrate", "--downgrade", "nosuchrev"],
             {},
             cli.EXIT_MIGRATION,
@@ -152,7 +159,9 @@ def test_a_failed_start_is_one_line_naming_the_cause(
 
     # When hookline starts, it stops with one line and the exit code of that cause
     result = run_hookline(argv, cwd=tmp_path, env=env)
-    assert_one_line_error(result, exit_code=exit_code, names=names)
+    line = assert_one_line_error(result, exit_code=exit_code, names=names)
+    if exit_code == cli.EXIT_DATABASE and "schema" in line:
+        assert line.endswith("run `hookline migrate` first")
 
     # And a failed serve did not hand out an API token first
     assert not (tmp_path / "data" / "api-token").exists()

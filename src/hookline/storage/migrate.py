@@ -90,6 +90,22 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     )
 
 
+async def behind_head(engine: AsyncEngine) -> tuple[str | None, str] | None:
+    """``(current, head)`` when the database needs ``upgrade``: never migrated (``current`` is
+    ``None``) or at an older revision of this package; ``None`` at head, or at a revision this
+    package does not know (a newer hookline migrated it; its schema is a superset)."""
+    current = await current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return None
+    if current is not None:
+        try:
+            ScriptDirectory.from_config(alembic_config()).get_revision(current)
+        except (RevisionError, CommandError):  # newer than this package
+            return None
+    return current, head
+
+
 async def check_drift(engine: AsyncEngine) -> list[Any]:
     """Differences between the database schema and ``Base.metadata``; ``[]`` means none.
 

@@ -26,6 +26,7 @@ from hookline.storage.db import create_engine, create_session_factory, is_sqlite
 from hookline.storage.migrate import (
     MIGRATIONS_DIR,
     alembic_config,
+    behind_head,
     current_revision,
     downgrade,
     head_revision,
@@ -239,3 +240,21 @@ async def test_offline_sql_creates_every_table(
     assert "alembic_version" in last_statement
     assert f"'{revision}'" in last_statement
     assert not database.exists()  # --sql never touches the database
+
+
+async def test_behind_head_tells_an_unmigrated_or_old_schema_from_a_current_or_newer_one(
+    empty_engine: AsyncEngine,
+) -> None:
+    head = head_revision()
+    # never migrated
+    assert await behind_head(empty_engine) == (None, head)
+    # an older revision of this package
+    await upgrade(empty_engine, "0001")
+    assert await behind_head(empty_engine) == ("0001", head)
+    # at head
+    await upgrade(empty_engine)
+    assert await behind_head(empty_engine) is None
+    # a revision a newer hookline wrote: its schema is not ours to judge
+    async with empty_engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
+    assert await behind_head(empty_engine) is None
