@@ -16,7 +16,8 @@ shows as ``***``), and exits with a code that says what failed:
 130  EXIT_INTERRUPTED  interrupted at a prompt
 
 ``serve`` and ``api`` bind their listening socket before anything else happens, so a port in use
-fails at once, having migrated, created and started nothing.
+fails at once, having migrated, created and started nothing. The checks themselves, and
+``StartupError``, are in ``hookline.cli.startup``.
 
 Start-up is quick: this module imports only typer, pydantic and the domain. The server stack
 (SQLAlchemy, Alembic, Redis, aiohttp, FastAPI, uvicorn, structlog, …) is imported inside the
@@ -25,21 +26,47 @@ commands that run it, so ``--help``, ``--version`` and ``schedule`` never load i
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from typing import TYPE_CHECKING, Annotated, Final, NoReturn
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import typer
 from pydantic import ValidationError
 from typer.exceptions import TyperException
 
+from hookline.cli.startup import (
+    EXIT_DATABASE,
+    EXIT_INTERRUPTED,
+    EXIT_LOOP_DIED,
+    EXIT_MIGRATION,
+    EXIT_PORT,
+    EXIT_QUEUE,
+    EXIT_USAGE,
+    StartupError,
+    bind_listener,
+    check_backend_urls,
+    check_backends,
+    describe,
+    mask_credentials,
+    prepare_data_dir,
+)
 from hookline.domain.retry_config import JitterMode, RetryConfig
 from hookline.domain.schedule import RetrySchedule, plan_schedule
+
+__all__ = [
+    "EXIT_DATABASE",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOOP_DIED",
+    "EXIT_MIGRATION",
+    "EXIT_PORT",
+    "EXIT_QUEUE",
+    "EXIT_USAGE",
+    "app",
+    "main",
+]
 
 if TYPE_CHECKING:
     import asyncio
@@ -48,29 +75,12 @@ if TYPE_CHECKING:
     from hookline.runtime import Runtime
     from hookline.settings import Settings
 
-EXIT_LOOP_DIED = 1
-"""A worker or sweeper loop ended by itself (they survive every exception, so this is a bug or
-an unrecoverable state): the process exits so that its supervisor restarts it."""
-EXIT_USAGE = 2
-"""A bad flag or setting: fix the command line or the environment."""
-EXIT_DATABASE = 3
-"""The database cannot be reached or used (refused, wrong password, unwritable SQLite file)."""
-EXIT_QUEUE = 4
-"""Redis cannot be reached."""
-EXIT_PORT = 5
-"""The API cannot listen on ``--host``/``--port`` (in use, a privileged port, not our address)."""
-EXIT_MIGRATION = 6
-"""A schema migration failed (the database answered, the migration did not go through), or
-``--downgrade`` names a revision Alembic cannot resolve; the database was left as it was."""
-EXIT_INTERRUPTED = 130
-
 LOOPBACK_NETWORKS: Final = (
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
 )
 """What ``--allow-loopback`` adds to ``ALLOWED_NETWORKS``."""
 LOOPBACK_NOTE: Final = "loopback receivers allowed (--allow-loopback)"
-SUPPORTED_DATABASES: Final = ("postgresql", "sqlite")
 
 app = typer.Typer(
     name="hookline",
@@ -92,15 +102,6 @@ AllowLoopbackOption = Annotated[
         "ALLOWED_NETWORKS), e.g. a receiver on localhost during development.",
     ),
 ]
-
-
-class StartupError(Exception):
-    """A command cannot start: the one line to print and the exit code that classifies it."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
 
 
 def _fail(message: str, exit_code: int = EXIT_USAGE) -> typer.Exit:
@@ -140,48 +141,6 @@ def _root(
     """Self-hosted webhook delivery whose retries do not lose deliveries."""
 
 
-def mask_credentials(url: str) -> str:
-    """``url`` with its password shown as ``***`` (any scheme); for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not even URL-shaped (a bad port, a broken IPv6 literal)
-        return url.split(":", 1)[0] + ":…" if "@" in url else url
-    if password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
-
-
-def _passwords(settings: Settings) -> list[str]:
-    found: list[str] = []
-    for url in (settings.database_url, settings.redis_url):
-        try:
-            password = urlsplit(url).password if url else None
-        except ValueError:
-            continue
-        if password:
-            found += [password, unquote(password)]
-    return found
-
-
-def _describe(exc: BaseException, settings: Settings) -> str:
-    """The root cause of ``exc`` on one line, with any configured password masked."""
-    seen: set[int] = set()
-    root = exc
-    while id(root) not in seen:
-        seen.add(id(root))
-        nxt = root.__cause__ or root.__context__
-        if nxt is None:
-            break
-        root = nxt
-    text = " ".join(str(root).split()) or "no details"
-    for password in _passwords(settings):
-        text = text.replace(password, "***")
-    return f"{type(root).__name__}: {text}"
-
-
 def load_settings(*, allow_loopback: bool = False) -> Settings:
     """Settings from the environment (plus what the flags change), or one line per problem,
     naming the variable, and exit 2."""
@@ -214,173 +173,6 @@ def effective_settings(settings: Settings, *, allow_loopback: bool) -> Settings:
     networks = list(settings.allowed_networks)
     networks += [network for network in LOOPBACK_NETWORKS if network not in networks]
     return settings.model_copy(update={"allowed_networks": networks})
-
-
-def check_backend_urls(settings: Settings) -> None:
-    """Refuse a ``DATABASE_URL`` or ``REDIS_URL`` that cannot work, before anything connects.
-
-    Raises ``StartupError`` (``EXIT_USAGE``) naming the setting.
-    """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from hookline.errors import ConfigurationError
-    from hookline.settings import QueueBackend
-    from hookline.storage.db import normalize_url
-
-    shown = mask_credentials(settings.effective_database_url)
-    try:
-        url = make_url(normalize_url(settings.effective_database_url))
-        backend = url.get_backend_name()
-        if backend not in SUPPORTED_DATABASES:
-            raise StartupError(
-                f"DATABASE_URL: hookline runs on PostgreSQL or SQLite, not {backend!r} ({shown})",
-                EXIT_USAGE,
-            )
-        dialect = url.get_dialect()
-        if not dialect.is_async:
-            raise StartupError(
-                f"DATABASE_URL: driver {url.get_driver_name()!r} is not an asyncio driver; "
-                "write postgresql://… or sqlite://… and hookline picks one",
-                EXIT_USAGE,
-            )
-        dialect.import_dbapi()
-    except ConfigurationError as exc:
-        raise StartupError(f"DATABASE_URL: {exc}", EXIT_USAGE) from exc
-    except (ArgumentError, ImportError) as exc:
-        raise StartupError(
-            f"DATABASE_URL: cannot use {shown}: {_describe(exc, settings)}", EXIT_USAGE
-        ) from exc
-    if settings.effective_queue_backend is QueueBackend.REDIS:
-        from redis.connection import parse_url
-
-        assert settings.redis_url is not None  # Settings validated it
-        try:
-            parse_url(settings.redis_url)  # type: ignore[no-untyped-call]  # redis-py untyped
-        except ValueError as exc:
-            raise StartupError(
-                f"REDIS_URL: cannot use {mask_credentials(settings.redis_url)}: "
-                f"{_describe(exc, settings)}",
-                EXIT_USAGE,
-            ) from exc
-
-
-def bind_listener(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` for uvicorn (which starts listening on it).
-
-    Bound first, before any migration or connection, so that a port in use fails at once.
-    Raises ``StartupError`` (``EXIT_PORT``) naming ``--host`` or ``--port``.
-    """
-    import socket
-
-    # As uvicorn binds: IPv6 when the host is an IPv6 literal, else IPv4 ("localhost" too).
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        # A restart need not wait for the old connections' TIME_WAIT; a port another process
-        # listens on is still refused.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except socket.gaierror as exc:  # a host name that does not resolve
-        sock.close()
-        raise StartupError(f"--host: cannot listen on {host!r}: {exc.strerror}", EXIT_PORT) from exc
-    except OSError as exc:
-        sock.close()
-        flag = "--host" if exc.errno == errno.EADDRNOTAVAIL else "--port"
-        reason = exc.strerror or str(exc)
-        raise StartupError(
-            f"{flag}: cannot listen on {host}:{port}: {reason[:1].lower()}{reason[1:]}",
-            EXIT_PORT,
-        ) from exc
-    return sock
-
-
-def _prepare_data_dir(settings: Settings) -> None:
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StartupError(
-            f"HOOKLINE_DATA_DIR: cannot create {str(settings.data_dir)!r}: {exc.strerror}",
-            EXIT_USAGE,
-        ) from exc
-
-
-async def check_backends(runtime: Runtime, *, migrate: bool) -> None:
-    """Before anything runs: reach the database and the queue, then migrate the schema
-    (``migrate``) or check that it is at this package's head (a worker or API on a database
-    nobody migrated would otherwise log "no such table" forever).
-
-    Raises ``StartupError``: ``EXIT_DATABASE`` (``DATABASE_URL``), ``EXIT_QUEUE``
-    (``REDIS_URL``), ``EXIT_MIGRATION``.
-    """
-    from hookline.errors import Unavailable
-    from hookline.settings import QueueBackend
-    from hookline.storage.db import is_outage, ping
-
-    settings = runtime.settings
-    database = mask_credentials(settings.effective_database_url)
-    try:
-        await ping(runtime.engine)
-    except Exception as exc:  # refused, wrong password, no such database, unwritable file
-        verb = "reach" if is_outage(exc) else "use"
-        raise StartupError(
-            f"DATABASE_URL: cannot {verb} the database at {database}: {_describe(exc, settings)}",
-            EXIT_DATABASE,
-        ) from exc
-    if settings.effective_queue_backend is QueueBackend.REDIS:
-        assert settings.redis_url is not None  # Settings validated it
-        try:
-            await runtime.queue.ping()
-        except Exception as exc:  # refused, wrong password, not Redis at all
-            verb = "reach" if isinstance(exc, Unavailable) else "use"
-            raise StartupError(
-                f"REDIS_URL: cannot {verb} Redis at {mask_credentials(settings.redis_url)}: "
-                f"{_describe(exc, settings)}",
-                EXIT_QUEUE,
-            ) from exc
-    if migrate:
-        await _upgrade_schema(runtime, database)
-    else:
-        await _require_head(runtime, database)
-
-
-async def _upgrade_schema(runtime: Runtime, database: str) -> None:
-    from hookline.storage import migrate as migrations
-    from hookline.storage.db import is_outage
-
-    try:
-        await migrations.upgrade(runtime.engine)
-    except Exception as exc:
-        if is_outage(exc):
-            raise StartupError(
-                f"DATABASE_URL: lost the database at {database} while migrating: "
-                f"{_describe(exc, runtime.settings)}",
-                EXIT_DATABASE,
-            ) from exc
-        raise StartupError(
-            f"migrating the database at {database} failed: {_describe(exc, runtime.settings)}",
-            EXIT_MIGRATION,
-        ) from exc
-
-
-async def _require_head(runtime: Runtime, database: str) -> None:
-    from hookline.storage import migrate as migrations
-
-    try:
-        behind = await migrations.behind_head(runtime.engine)
-    except Exception as exc:
-        raise StartupError(
-            f"DATABASE_URL: cannot read the schema revision of the database at {database}: "
-            f"{_describe(exc, runtime.settings)}",
-            EXIT_DATABASE,
-        ) from exc
-    if behind is not None:
-        current, head = behind
-        where = "has no hookline schema" if current is None else f"is at revision {current}"
-        raise StartupError(
-            f"DATABASE_URL: the database at {database} {where}; this hookline needs {head}: "
-            "run `hookline migrate` first",
-            EXIT_DATABASE,
-        )
 
 
 async def _run(
@@ -442,7 +234,7 @@ async def _run(
         except OSError as exc:  # the SQLite file's directory cannot be created
             raise StartupError(
                 f"DATABASE_URL: cannot use {mask_credentials(settings.effective_database_url)}: "
-                f"{_describe(exc, settings)}",
+                f"{describe(exc, settings)}",
                 EXIT_DATABASE,
             ) from exc
         await check_backends(runtime, migrate=migrate)
@@ -597,7 +389,7 @@ def serve(
         check_backend_urls(settings)
         listener = bind_listener(host, port)
         try:
-            _prepare_data_dir(settings)
+            prepare_data_dir(settings)
         except BaseException:
             listener.close()
             raise
@@ -690,12 +482,11 @@ def _migrate(settings: Settings, *, downgrade: str | None) -> str | None:
     except Exception as exc:
         if is_outage(exc):
             raise StartupError(
-                f"DATABASE_URL: cannot reach the database at {database}: "
-                f"{_describe(exc, settings)}",
+                f"DATABASE_URL: cannot reach the database at {database}: {describe(exc, settings)}",
                 EXIT_DATABASE,
             ) from exc
         raise StartupError(
-            f"migrating the database at {database} failed: {_describe(exc, settings)}",
+            f"migrating the database at {database} failed: {describe(exc, settings)}",
             EXIT_MIGRATION,
         ) from exc
 
