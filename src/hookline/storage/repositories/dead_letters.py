@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookline.domain.states import DeliveryState, EndpointStatus
 from hookline.storage.models import Delivery, Endpoint
+from hookline.storage.repositories.deliveries import finished_within
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +43,12 @@ async def count_left_behind(
     conditions: list[ColumnElement[bool]] = [
         Delivery.state == DeliveryState.FAILED.value,
         not_((Endpoint.status == EndpointStatus.ACTIVE.value) & Endpoint.deleted_at.is_(None)),
+        *finished_within(
+            endpoint_id=endpoint_id,
+            completed_since=completed_since,
+            completed_before=completed_before,
+        ),
     ]
-    if endpoint_id is not None:
-        conditions.append(Delivery.endpoint_id == endpoint_id)
-    if completed_since is not None:
-        conditions.append(Delivery.completed_at >= completed_since)
-    if completed_before is not None:
-        conditions.append(Delivery.completed_at <= completed_before)
     rows = await session.execute(
         select(Endpoint.status, deleted, func.count())
         .select_from(Delivery)

@@ -207,6 +207,24 @@ async def _finish(
     return list(result.scalars())
 
 
+def finished_within(
+    *,
+    endpoint_id: str | None = None,
+    completed_since: datetime | None = None,
+    completed_before: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    """Deliveries of one endpoint (when given) finished within a window (bounds inclusive):
+    the filters a replay (``requeue``) and its account of what it skipped share."""
+    conditions: list[ColumnElement[bool]] = []
+    if endpoint_id is not None:
+        conditions.append(Delivery.endpoint_id == endpoint_id)
+    if completed_since is not None:
+        conditions.append(Delivery.completed_at >= completed_since)
+    if completed_before is not None:
+        conditions.append(Delivery.completed_at <= completed_before)
+    return conditions
+
+
 async def requeue(
     session: AsyncSession,
     *,
@@ -225,15 +243,16 @@ async def requeue(
     The attempt counter keeps counting; ``round_start_attempt`` remembers where this round began
     so the retry budget and the window (``first_attempt_at`` cleared) start again.
     """
-    conditions: list[ColumnElement[bool]] = [Delivery.state.in_(states)]
+    conditions: list[ColumnElement[bool]] = [
+        Delivery.state.in_(states),
+        *finished_within(
+            endpoint_id=endpoint_id,
+            completed_since=completed_since,
+            completed_before=completed_before,
+        ),
+    ]
     if delivery_ids is not None:
         conditions.append(Delivery.id.in_(delivery_ids))
-    if endpoint_id is not None:
-        conditions.append(Delivery.endpoint_id == endpoint_id)
-    if completed_since is not None:
-        conditions.append(Delivery.completed_at >= completed_since)
-    if completed_before is not None:
-        conditions.append(Delivery.completed_at <= completed_before)
     if last_error is not None:
         conditions.append(Delivery.last_error == last_error)
     if only_active_endpoints:
