@@ -138,7 +138,10 @@ class RetryWorker:
                     )
                     await first_of(stop.wait(), self._clock.sleep(pause))
         finally:
+            # Wait for the extender to unwind: a statement it had in flight must not outlive the
+            # worker (and the engine the runtime closes next), or the event loop cannot close.
             extender.cancel()
+            await asyncio.wait([extender])
             await self._shutdown()
             self._loops.stopped(LOOP_NAME)
 
@@ -188,6 +191,8 @@ class RetryWorker:
             finally:
                 for task in sends:
                     task.cancel()
+                if sends:  # let them unwind (their done callbacks free the endpoint slots)
+                    await asyncio.wait(sends)
         except asyncio.CancelledError:
             raise  # shutdown: what is still claimed gets released
         except Exception as exc:

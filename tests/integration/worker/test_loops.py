@@ -191,3 +191,44 @@ async def test_the_sweeper_waits_between_passes_on_its_clock(harness: Harness) -
 
     # Then each pause was the hour, taken on the clock it was given
     assert [b - a for a, b in itertools.pairwise(passes[:3])] == [3600, 3600]
+
+
+@pytest.mark.parametrize("deployment", ["sqlite+sql"], indirect=True)
+async def test_a_stopped_worker_waits_for_its_lease_extension_to_unwind(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a request the receiver holds open, and a lease extension in flight that takes a
+    # while to unwind once cancelled (as a database statement rolling back does)
+    hold = asyncio.Event()
+    harness.receiver.on("/slow", hold=hold)
+    await harness.add_endpoint("/slow")
+    await harness.publish()
+    started: list[bool] = []
+    unwound: list[bool] = []
+
+    async def extend_lease(delivery_ids: Any, *, now: Any, lease_s: float) -> None:
+        started.append(True)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            for _ in range(50):
+                await asyncio.sleep(0)
+            unwound.append(True)
+            raise
+
+    monkeypatch.setattr(harness.runtime.queue, "extend_lease", extend_lease)
+    worker = RetryWorker.from_runtime(harness.runtime)
+    stop = asyncio.Event()
+
+    def settled_with_the_extension_in_flight() -> bool:
+        if harness.receiver.requests and started:
+            hold.set()  # the request may finish now; the extension stays in flight
+        return hold.is_set() and worker.claimed == 0
+
+    # When it is stopped once the delivery is settled (nothing else left to wait for)
+    await asyncio.gather(worker.run(stop), _until(settled_with_the_extension_in_flight, stop))
+
+    # Then, by the time run() returns, the extension has unwound: nothing it started is left
+    # for the runtime's close (or the event loop's) to find still running
+    assert unwound == [True]
+    assert not [task for task in asyncio.all_tasks() if task.get_name() == "lease-extender"]
