@@ -236,6 +236,9 @@ def test_the_plan_is_what_the_engine_does(config: RetryConfig) -> None:
     assert schedule.window_cut_retry == (cut[0] if cut else None)
 
 
+ROUNDING_S = 1e-6
+
+
 @settings(max_examples=200, deadline=None)
 @given(config=any_config, seed=seeds)
 def test_real_retries_stay_inside_the_plan(config: RetryConfig, seed: int) -> None:
@@ -250,11 +253,12 @@ def test_real_retries_stay_inside_the_plan(config: RetryConfig, seed: int) -> No
         row = rows[retry_number - 1]
         elapsed_s = min(elapsed_s + delay_s, config.max_retry_duration)
         made += 1
-        assert row.earliest_delay_s <= delay_s
-        assert row.earliest_at_s <= elapsed_s
+        # The run sums its delays in another order than the plan: allow float rounding (1 µs).
+        assert row.earliest_delay_s <= delay_s + ROUNDING_S
+        assert row.earliest_at_s <= elapsed_s + ROUNDING_S
         if row.latest_delay_s is not None:
-            assert delay_s <= row.latest_delay_s
+            assert delay_s <= row.latest_delay_s + ROUNDING_S
         if row.latest_at_s is not None:
-            assert elapsed_s <= row.latest_at_s
+            assert elapsed_s <= row.latest_at_s + ROUNDING_S
     # Every path makes at least the retries the latest path makes, at most those of the table.
     assert sum(row.latest_at_s is not None for row in rows) <= made <= len(rows)
