@@ -1,13 +1,15 @@
-"""What the worker and the sweeper loops share: waiting for the first of two things, and how a
-failed pass is reported and paused after."""
+"""What the worker and the sweeper loops share: waiting for the first of two things, and running
+passes until stopped, where a failed pass is reported and paused after."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from structlog.stdlib import BoundLogger
 
+from hookline.clock import Clock
 from hookline.service.health import LoopHealth
 
 ERROR_BACKOFF_MAX_S: Final = 30.0
@@ -46,3 +48,41 @@ def report_failed_pass(
         exc_info=True,
     )
     return pause_s
+
+
+async def run_passes(
+    step: Callable[[], Awaitable[object]],
+    *,
+    stop: asyncio.Event,
+    clock: Clock,
+    log: BoundLogger,
+    event: str,
+    loops: LoopHealth,
+    loop: str,
+    pause_s: float,
+    pause_after_success: bool,
+) -> None:
+    """Run ``step`` until ``stop`` is set. Any exception from it is reported
+    (``report_failed_pass``) and followed by a pause that grows with consecutive failures; a
+    pass that succeeds marks ``loop`` running again and, with ``pause_after_success``, is
+    followed by ``pause_s`` (a step that waits by itself, like the worker's poll, needs none)."""
+    failures = 0
+    while not stop.is_set():
+        pause = pause_s if pause_after_success else 0.0
+        try:
+            await step()
+            failures = 0
+            loops.running(loop)
+        except Exception as exc:
+            failures += 1
+            pause = report_failed_pass(
+                log=log,
+                event=event,
+                loops=loops,
+                loop=loop,
+                error=exc,
+                failures=failures,
+                base_pause_s=pause_s,
+            )
+        if pause > 0:
+            await first_of(stop.wait(), clock.sleep(pause))

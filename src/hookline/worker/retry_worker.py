@@ -31,7 +31,7 @@ from hookline.queue.base import DelayedQueue
 from hookline.runtime import Runtime
 from hookline.service.delivery import AttemptResult, DeliveryService, PlannedAttempt
 from hookline.service.health import LoopHealth
-from hookline.worker.loops import first_of, report_failed_pass
+from hookline.worker.loops import first_of, run_passes
 
 log = get_logger("hookline.worker")
 
@@ -116,27 +116,20 @@ class RetryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down gracefully. Survives any exception."""
         extender = asyncio.create_task(self._extend_leases(stop), name="lease-extender")
-        failures = 0
         self._loops.starting(LOOP_NAME)
         log.info("worker.started", concurrency=self._concurrency, batch_size=self._batch_size)
         try:
-            while not stop.is_set():
-                try:
-                    await self._poll_iteration(stop)
-                    failures = 0
-                    self._loops.running(LOOP_NAME)
-                except Exception as exc:
-                    failures += 1
-                    pause = report_failed_pass(
-                        log=log,
-                        event="worker.poll_failed",
-                        loops=self._loops,
-                        loop=LOOP_NAME,
-                        error=exc,
-                        failures=failures,
-                        base_pause_s=self._poll_interval_s,
-                    )
-                    await first_of(stop.wait(), self._clock.sleep(pause))
+            await run_passes(
+                lambda: self._poll_iteration(stop),
+                stop=stop,
+                clock=self._clock,
+                log=log,
+                event="worker.poll_failed",
+                loops=self._loops,
+                loop=LOOP_NAME,
+                pause_s=self._poll_interval_s,
+                pause_after_success=False,
+            )
         finally:
             # Wait for the extender to unwind: a statement it had in flight must not outlive the
             # worker (and the engine the runtime closes next), or the event loop cannot close.

@@ -25,7 +25,7 @@ from hookline.queue.base import DelayedQueue
 from hookline.runtime import Runtime
 from hookline.service.health import LoopHealth
 from hookline.storage.repositories import deliveries as repo
-from hookline.worker.loops import first_of, report_failed_pass
+from hookline.worker.loops import run_passes
 
 log = get_logger("hookline.sweeper")
 
@@ -103,27 +103,19 @@ class Sweeper:
         """A pass every ``interval_s`` until ``stop`` is set. A pass that fails, for any reason,
         is logged with its traceback and the next one waits longer (up to
         ``loops.ERROR_BACKOFF_MAX_S``); ``LoopHealth`` says failing until a pass succeeds again."""
-        failures = 0
         self._loops.starting(LOOP_NAME)
         try:
-            while not stop.is_set():
-                pause = self._interval_s
-                try:
-                    await self.run_once()
-                    failures = 0
-                    self._loops.running(LOOP_NAME)
-                except Exception as exc:
-                    failures += 1
-                    pause = report_failed_pass(
-                        log=log,
-                        event="sweeper.pass_failed",
-                        loops=self._loops,
-                        loop=LOOP_NAME,
-                        error=exc,
-                        failures=failures,
-                        base_pause_s=self._interval_s,
-                    )
-                await first_of(stop.wait(), self._clock.sleep(pause))
+            await run_passes(
+                self.run_once,
+                stop=stop,
+                clock=self._clock,
+                log=log,
+                event="sweeper.pass_failed",
+                loops=self._loops,
+                loop=LOOP_NAME,
+                pause_s=self._interval_s,
+                pause_after_success=True,
+            )
         finally:
             self._loops.stopped(LOOP_NAME)
 
