@@ -213,9 +213,15 @@ async def state_counts(runtime: Runtime) -> dict[str, int]:
 async def wait_all_succeeded(
     runtime: Runtime, count: int, *, workers: list[WorkerProcess], timeout_s: float = SETTLE_S
 ) -> None:
+    """Wait until all ``count`` deliveries succeeded and ``workers`` logged their attempts."""
+
     async def check() -> str | None:
         counts = await state_counts(runtime)
-        return None if counts == {"succeeded": count} else f"deliveries by state: {counts}"
+        if counts != {"succeeded": count}:
+            return f"deliveries by state: {counts}"
+        # A worker logs an attempt after its settle commits: wait for the lines as well.
+        logged = sum(len(w.log_events("delivery.attempt")) for w in workers)
+        return None if logged >= count else f"{logged} of {count} attempts logged so far"
 
     await eventually(
         check, timeout_s=timeout_s, context=lambda: "\n".join(w.describe() for w in workers)
