@@ -80,7 +80,7 @@ class UnreadableRetryConfig(ValueError):
     """An endpoint's stored retry config does not validate (old data, a hand edit)."""
 
 
-def effective_retry_config(endpoint: Endpoint) -> RetryConfig:
+def effective_retry_config(endpoint: Endpoint | repo.TargetEndpoint) -> RetryConfig:
     """The endpoint's own retry config, or the defaults when it has none.
 
     ``UnreadableRetryConfig`` when the stored one does not validate: the caller decides what
@@ -99,7 +99,7 @@ def effective_retry_config(endpoint: Endpoint) -> RetryConfig:
         raise UnreadableRetryConfig(f"stored retry config is invalid: {problems}") from exc
 
 
-def signing_secrets(endpoint: Endpoint, *, now: datetime) -> list[str]:
+def signing_secrets(endpoint: Endpoint | repo.TargetEndpoint, *, now: datetime) -> list[str]:
     """The current secret, plus the previous one while its rotation grace period lasts."""
     secrets = [endpoint.secret]
     expires = endpoint.previous_secret_expires_at
@@ -436,62 +436,73 @@ class DeliveryService:
         return settled
 
     async def _settle_batch(self, results: Sequence[AttemptResult], *, now: datetime) -> _Settled:
-        """One transaction: attempt rows, outcomes (version-checked), endpoint health."""
+        """One transaction, a fixed number of statements whatever the batch size: outcomes
+        (one set-based, version-checked ``UPDATE``), attempt rows (one insert), endpoint health
+        (lock + one ``UPDATE``); a statement more only for an endpoint this batch disables."""
         settled = _Settled()
         summary = settled.summary
         attempt_rows: list[dict[str, Any]] = []
         folds: dict[str, _EndpointFold] = {}
+        decided: list[tuple[AttemptResult, _Decision]] = []
+        for item in sorted(results, key=lambda r: r.started_at):
+            outcome = classify(
+                status_code=item.result.status_code,
+                error=item.result.error,
+                retry_after=item.result.retry_after,
+                now=now,
+                disable_on_status=item.planned.config.disable_on_status,
+            )
+            decision = self._decide(item, outcome, now=now)
+            decided.append((item, decision))
+            attempt_rows.append(self._attempt_row(item, outcome, decision.next_delay))
+            self._fold(folds.setdefault(item.planned.endpoint_id, _EndpointFold()), item, outcome)
         async with self._sessions.begin() as session:
-            for item in sorted(results, key=lambda r: r.started_at):
-                outcome = classify(
-                    status_code=item.result.status_code,
-                    error=item.result.error,
-                    retry_after=item.result.retry_after,
-                    now=now,
-                    disable_on_status=item.planned.config.disable_on_status,
-                )
-                decision = self._decide(item, outcome, now=now)
-                values = decision.values
-                attempt_rows.append(self._attempt_row(item, outcome, decision.next_delay))
-                self._fold(
-                    folds.setdefault(item.planned.endpoint_id, _EndpointFold()), item, outcome
-                )
-                written = await repo.settle_delivery(
-                    session,
-                    delivery_id=item.planned.delivery_id,
-                    version=item.planned.version,
-                    values=values,
-                )
-                if not written:
-                    summary.lost += 1
-                    settled.effects.append(
-                        partial(
-                            log.warning,
-                            "delivery.settle_lost",
-                            delivery_id=item.planned.delivery_id,
-                            attempt=item.planned.attempt_number,
-                        )
-                    )
-                    continue
-                settled.effects.extend(decision.effects)
-                state = values["state"]
-                if state == DeliveryState.RETRYING:
-                    summary.retrying += 1
-                    settled.retries.append((item.planned.delivery_id, values["next_attempt_at"]))
-                else:
-                    settled.finished.append(item.planned.delivery_id)
-                    if state == DeliveryState.SUCCEEDED:
-                        summary.succeeded += 1
-                    else:
-                        summary.failed += 1
+            written = await repo.settle_deliveries(
+                session, outcomes=[decision.outcome for _, decision in decided], now=now
+            )
             await repo.insert_attempts(session, rows=attempt_rows)
-            # Endpoint rows are the only ones concurrent settles share: lock them in one order
-            # (sorted ids) so two workers never deadlock on them.
+            failing_since = await repo.record_endpoint_results(
+                session,
+                results=[
+                    repo.EndpointResults(endpoint_id, fold.last_success_at, fold.first_failure_at)
+                    for endpoint_id, fold in sorted(folds.items())
+                ],
+            )
             for endpoint_id, fold in sorted(folds.items()):
-                disabled = await self._apply_health(session, endpoint_id, fold, now=now)
+                if endpoint_id not in failing_since:
+                    continue  # the endpoint row is gone
+                disabled = await self._apply_health(
+                    session, endpoint_id, fold, failing_since=failing_since[endpoint_id], now=now
+                )
                 if disabled is not None:
                     summary.disabled_endpoints.append(endpoint_id)
                     settled.effects.append(disabled)
+        for item, decision in decided:
+            delivery_id = item.planned.delivery_id
+            if delivery_id not in written:
+                summary.lost += 1
+                settled.effects.append(
+                    partial(
+                        log.warning,
+                        "delivery.settle_lost",
+                        delivery_id=delivery_id,
+                        attempt=item.planned.attempt_number,
+                    )
+                )
+                continue
+            settled.effects.extend(decision.effects)
+            state = decision.outcome.state
+            if state == DeliveryState.RETRYING:
+                summary.retrying += 1
+                next_attempt_at = decision.outcome.next_attempt_at
+                assert next_attempt_at is not None
+                settled.retries.append((delivery_id, next_attempt_at))
+            else:
+                settled.finished.append(delivery_id)
+                if state == DeliveryState.SUCCEEDED:
+                    summary.succeeded += 1
+                else:
+                    summary.failed += 1
         return settled
 
     def _decide(self, item: AttemptResult, outcome: Outcome, *, now: datetime) -> _Decision:
@@ -499,12 +510,7 @@ class DeliveryService:
         outcome is committed (a rolled-back or lost settle counts nothing)."""
         planned, result = item.planned, item.result
         metrics = self._metrics
-        values: dict[str, Any] = {
-            "attempt_number": planned.attempt_number,
-            "last_status_code": result.status_code,
-            "lease_until": None,
-            "updated_at": now,
-        }
+        values: dict[str, Any] = {}
         next_delay: float | None = None
         effects: list[Callable[[], None]] = []
         match outcome:
@@ -548,11 +554,18 @@ class DeliveryService:
                 effects.append(metrics.delivery_total.labels("gone").inc)
                 effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
                 effects.append(metrics.dead_letter_total.labels("endpoint_gone").inc)
-        values["state"] = transition(DeliveryState.DELIVERING, target).value
-        values["last_error"] = storable_text(values["last_error"], max_chars=MAX_ERROR_CHARS)
-        if target is not DeliveryState.RETRYING:
-            values["next_attempt_at"] = None
-            values["completed_at"] = now
+        state = transition(DeliveryState.DELIVERING, target).value
+        retrying = target is DeliveryState.RETRYING
+        settled = repo.SettledOutcome(
+            delivery_id=planned.delivery_id,
+            version=planned.version,
+            state=state,
+            attempt_number=planned.attempt_number,
+            last_status_code=result.status_code,
+            last_error=storable_text(values["last_error"], max_chars=MAX_ERROR_CHARS),
+            next_attempt_at=values["next_attempt_at"] if retrying else None,
+            completed_at=None if retrying else now,
+        )
         effects.append(
             partial(
                 log.info,
@@ -564,11 +577,11 @@ class DeliveryService:
                 error=result.error.value if result.error else None,
                 duration_ms=result.duration_ms,
                 outcome=type(outcome).__name__,
-                state=values["state"],
+                state=state,
                 delay=next_delay,
             )
         )
-        return _Decision(values=values, next_delay=next_delay, effects=effects)
+        return _Decision(outcome=settled, next_delay=next_delay, effects=effects)
 
     @staticmethod
     def _attempt_row(
@@ -604,16 +617,16 @@ class DeliveryService:
             fold.gone = outcome.reason
 
     async def _apply_health(
-        self, session: AsyncSession, endpoint_id: str, fold: _EndpointFold, *, now: datetime
+        self,
+        session: AsyncSession,
+        endpoint_id: str,
+        fold: _EndpointFold,
+        *,
+        failing_since: datetime | None,
+        now: datetime,
     ) -> Callable[[], None] | None:
-        """Write the batch's effect on one endpoint; if this disabled it, the metric and log
-        line to emit once committed."""
-        failing_since = await repo.record_endpoint_results(
-            session,
-            endpoint_id=endpoint_id,
-            last_success_at=fold.last_success_at,
-            first_failure_at=fold.first_failure_at,
-        )
+        """Disable the endpoint if the batch's attempts say so (gone, or failing for the whole
+        window); if this call disabled it, the metric and log line to emit once committed."""
         reason: DisabledReason | None = fold.gone
         if reason is None and should_disable(
             failing_since=failing_since, now=now, window_s=self._failure_window_s
@@ -660,7 +673,7 @@ class _Prepared:
 
 @dataclass(slots=True)
 class _Decision:
-    values: dict[str, Any]
+    outcome: repo.SettledOutcome
     next_delay: float | None
     effects: list[Callable[[], None]]
 

@@ -169,14 +169,14 @@ async def test_an_attempt_that_cannot_be_recorded_does_not_undo_its_neighbours(
     await harness.add_endpoint("/healthy")
     ids = [(await harness.publish(payload={"n": n})).deliveries[0].id for n in range(5)]
     poison = ids[3]
-    real_settle = deliveries_repo.settle_delivery
+    real_settle = deliveries_repo.settle_deliveries
 
-    async def settle_delivery(session: Any, *, delivery_id: str, **kwargs: Any) -> bool:
-        if delivery_id == poison:
+    async def settle_deliveries(session: Any, *, outcomes: Any, **kwargs: Any) -> set[str]:
+        if any(outcome.delivery_id == poison for outcome in outcomes):
             raise ValueError("the database refuses this row")
-        return await real_settle(session, delivery_id=delivery_id, **kwargs)
+        return await real_settle(session, outcomes=outcomes, **kwargs)
 
-    monkeypatch.setattr(deliveries_repo, "settle_delivery", settle_delivery)
+    monkeypatch.setattr(deliveries_repo, "settle_deliveries", settle_deliveries)
 
     # When the batch is sent and settled
     assert await harness.worker().run_once() == 5
@@ -334,15 +334,15 @@ async def test_a_settle_that_loses_a_deadlock_is_retried_not_dropped(
     # Given a database that picks this settle as a deadlock victim twice, then lets it through
     await harness.add_endpoint("/hook")
     ids = [(await harness.publish(payload={"n": n})).deliveries[0].id for n in range(3)]
-    real_settle = deliveries_repo.settle_delivery
+    real_settle = deliveries_repo.settle_deliveries
     victims = [_Deadlock("deadlock detected"), _Deadlock("deadlock detected")]
 
-    async def settle_delivery(session: Any, **kwargs: Any) -> bool:
+    async def settle_deliveries(session: Any, **kwargs: Any) -> set[str]:
         if victims:
             raise DBAPIError("UPDATE deliveries ...", {}, victims.pop())
         return await real_settle(session, **kwargs)
 
-    monkeypatch.setattr(deliveries_repo, "settle_delivery", settle_delivery)
+    monkeypatch.setattr(deliveries_repo, "settle_deliveries", settle_deliveries)
 
     # When the batch is settled
     assert await harness.worker().run_once() == 3

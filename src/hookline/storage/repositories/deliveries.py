@@ -1,24 +1,41 @@
 """SQL of the delivery engine: load a batch for attempting, mark it, settle it, cancel, re-queue.
 
-Batch-shaped on purpose: one statement per batch where the database allows it, one statement per
-row only where each row gets different values (the settle), always inside the caller's single
-transaction.
+Batch-shaped on purpose: a fixed number of statements per batch whatever its size, always inside
+the caller's single transaction. The hot-path statements (load, mark, settle, attempts, endpoint
+health) are built once at import and run as Core statements on plain rows: no ORM unit of work,
+no per-row statement, no statement construction per call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookline.domain.states import CLAIMABLE_STATES as _CLAIMABLE
 from hookline.domain.states import QUEUED_STATES as _QUEUED
 from hookline.domain.states import DeliveryState, EndpointStatus, values
 from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint, Event
+from hookline.storage.types import UtcDateTime
 
 QUEUED_STATES = values(_QUEUED)
 """``domain.states.QUEUED_STATES`` as column values."""
@@ -29,29 +46,112 @@ ENDPOINT_DISABLED = "endpoint_disabled"
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptRow:
-    """A delivery with what an attempt needs: its event's payload and its endpoint."""
+class ClaimedDelivery:
+    """The columns of a claimed delivery that deciding and planning its attempt read."""
 
-    delivery: Delivery
+    id: str
+    state: str
+    next_attempt_at: datetime | None
+    attempt_number: int
+    round_start_attempt: int
+    first_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEndpoint:
+    """The columns of an endpoint that building a signed request reads."""
+
+    id: str
+    url: str
+    status: str
+    deleted_at: datetime | None
+    headers: dict[str, str]
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    retry_config: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """A delivery with what an attempt needs: its event's payload and its endpoint (plain
+    values read by one Core ``SELECT``: no ORM identity map or unit of work on the hot path)."""
+
+    delivery: ClaimedDelivery
     event_id: str
     payload: str
-    endpoint: Endpoint
+    endpoint: TargetEndpoint
+
+
+_D: Final = cast(Table, Delivery.__table__)
+_E: Final = cast(Table, Endpoint.__table__)
+_EV: Final = cast(Table, Event.__table__)
+_A: Final = cast(Table, DeliveryAttempt.__table__)
+
+_LOAD_FOR_ATTEMPT: Final = (
+    select(
+        _D.c.id,
+        _D.c.state,
+        _D.c.next_attempt_at,
+        _D.c.attempt_number,
+        _D.c.round_start_attempt,
+        _D.c.first_attempt_at,
+        _EV.c.id,
+        _EV.c.payload,
+        _E.c.id,
+        _E.c.url,
+        _E.c.status,
+        _E.c.deleted_at,
+        _E.c.headers,
+        _E.c.secret,
+        _E.c.previous_secret,
+        _E.c.previous_secret_expires_at,
+        _E.c.retry_config,
+    )
+    .join_from(_D, _EV, _EV.c.id == _D.c.event_id)
+    .join(_E, _E.c.id == _D.c.endpoint_id)
+    .where(_D.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_D.c.id)
+)
 
 
 async def load_for_attempt(
     session: AsyncSession, *, delivery_ids: Sequence[str]
 ) -> list[AttemptRow]:
-    """The deliveries among ``delivery_ids`` that exist, with payload and endpoint, in id order."""
+    """The deliveries among ``delivery_ids`` that exist, with payload and endpoint, in id order.
+
+    One statement, built once; rows come back as plain values.
+    """
     if not delivery_ids:
         return []
-    rows = await session.execute(
-        select(Delivery, Event.id, Event.payload, Endpoint)
-        .join(Event, Event.id == Delivery.event_id)
-        .join(Endpoint, Endpoint.id == Delivery.endpoint_id)
-        .where(Delivery.id.in_(delivery_ids))
-        .order_by(Delivery.id)
+    result = await session.execute(_LOAD_FOR_ATTEMPT, {"ids": list(delivery_ids)})
+    return [
+        AttemptRow(
+            delivery=ClaimedDelivery(*row[0:6]),
+            event_id=row[6],
+            payload=row[7],
+            endpoint=TargetEndpoint(*row[8:17]),
+        )
+        for row in result.tuples()
+    ]
+
+
+_MARK_DELIVERING: Final = (
+    update(_D)
+    .where(
+        _D.c.id.in_(bindparam("ids", expanding=True)),
+        _D.c.state.in_(CLAIMABLE_STATES),
+        _D.c.next_attempt_at <= bindparam("now", type_=UtcDateTime),
     )
-    return [AttemptRow(d, event_id, payload, e) for d, event_id, payload, e in rows.tuples()]
+    .values(
+        state=DeliveryState.DELIVERING.value,
+        version=_D.c.version + 1,
+        updated_at=bindparam("now", type_=UtcDateTime),
+        lease_until=bindparam("lease_until", type_=UtcDateTime),
+        first_attempt_at=func.coalesce(_D.c.first_attempt_at, bindparam("now", type_=UtcDateTime)),
+    )
+    .returning(_D.c.id, _D.c.version)
+)
 
 
 async def mark_delivering(
@@ -67,21 +167,12 @@ async def mark_delivering(
     if not delivery_ids:
         return {}
     result = await session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id.in_(delivery_ids),
-            Delivery.state.in_(CLAIMABLE_STATES),
-            Delivery.next_attempt_at <= now,
-        )
-        .values(
-            state=DeliveryState.DELIVERING.value,
-            version=Delivery.version + 1,
-            updated_at=now,
-            lease_until=now + timedelta(seconds=lease_s),
-            first_attempt_at=func.coalesce(Delivery.first_attempt_at, now),
-        )
-        .returning(Delivery.id, Delivery.version)
-        .execution_options(synchronize_session=False)
+        _MARK_DELIVERING,
+        {
+            "ids": list(delivery_ids),
+            "now": now,
+            "lease_until": now + timedelta(seconds=lease_s),
+        },
     )
     return dict(result.tuples().all())
 
@@ -110,23 +201,121 @@ async def extend_leases(
         )
 
 
-async def settle_delivery(
-    session: AsyncSession, *, delivery_id: str, version: int, values: dict[str, Any]
-) -> bool:
-    """Write one delivery's outcome if nobody changed it since ``version``; True if written."""
-    result = await session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.version == version)
-        .values(**values, version=Delivery.version + 1)
-        .execution_options(synchronize_session=False)
+@dataclass(frozen=True, slots=True)
+class SettledOutcome:
+    """What one attempt decided for its delivery: written only if ``version`` is still its."""
+
+    delivery_id: str
+    version: int
+    state: str
+    attempt_number: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    completed_at: datetime | None
+
+
+_SETTLE_POSTGRESQL: Final = text(
+    """
+    UPDATE deliveries
+    SET state = o.state, attempt_number = o.attempt_number,
+        last_status_code = o.last_status_code, last_error = o.last_error,
+        next_attempt_at = o.next_attempt_at, completed_at = o.completed_at,
+        lease_until = NULL, updated_at = :now, version = deliveries.version + 1
+    FROM unnest(
+        CAST(:ids AS varchar[]), CAST(:versions AS integer[]), CAST(:states AS varchar[]),
+        CAST(:attempt_numbers AS integer[]), CAST(:status_codes AS integer[]),
+        CAST(:errors AS text[]), CAST(:next_attempts AS timestamptz[]),
+        CAST(:completed AS timestamptz[])
+    ) AS o(
+        id, version, state, attempt_number, last_status_code, last_error, next_attempt_at,
+        completed_at
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    WHERE deliveries.id = o.id AND deliveries.version = o.version
+    RETURNING deliveries.id
+    """
+).bindparams(bindparam("now", type_=UtcDateTime))
+_SETTLE_SQLITE: Final = text(
+    """
+    UPDATE deliveries
+    SET state = o.state, attempt_number = o.attempt_number,
+        last_status_code = o.last_status_code, last_error = o.last_error,
+        next_attempt_at = o.next_attempt_at, completed_at = o.completed_at,
+        lease_until = NULL, updated_at = :now, version = deliveries.version + 1
+    FROM (
+        SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS version,
+               json_extract(value, '$[2]') AS state, json_extract(value, '$[3]') AS attempt_number,
+               json_extract(value, '$[4]') AS last_status_code,
+               json_extract(value, '$[5]') AS last_error,
+               json_extract(value, '$[6]') AS next_attempt_at,
+               json_extract(value, '$[7]') AS completed_at
+        FROM json_each(:outcomes)
+    ) AS o
+    WHERE deliveries.id = o.id AND deliveries.version = o.version
+    RETURNING deliveries.id
+    """
+).bindparams(bindparam("now", type_=UtcDateTime))
+
+
+async def settle_deliveries(
+    session: AsyncSession, *, outcomes: Sequence[SettledOutcome], now: datetime
+) -> set[str]:
+    """Write each delivery's outcome if nobody changed it since its ``version``; returns the ids
+    written (an id missing was changed by someone else: its outcome is lost, not written).
+
+    One statement for the whole batch, whatever its size: an ``UPDATE … FROM`` a set of rows
+    (``unnest`` of one array per column on PostgreSQL, ``json_each`` of one JSON document on
+    SQLite), so the SQL text never changes and is prepared once per connection.
+    """
+    if not outcomes:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "ids": [o.delivery_id for o in outcomes],
+            "versions": [o.version for o in outcomes],
+            "states": [o.state for o in outcomes],
+            "attempt_numbers": [o.attempt_number for o in outcomes],
+            "status_codes": [o.last_status_code for o in outcomes],
+            "errors": [o.last_error for o in outcomes],
+            "next_attempts": [o.next_attempt_at for o in outcomes],
+            "completed": [o.completed_at for o in outcomes],
+            "now": now,
+        }
+        result = await session.execute(_SETTLE_POSTGRESQL, params)
+    else:
+        document = orjson.dumps(
+            [
+                (
+                    o.delivery_id,
+                    o.version,
+                    o.state,
+                    o.attempt_number,
+                    o.last_status_code,
+                    o.last_error,
+                    sqlite_datetime(o.next_attempt_at),
+                    sqlite_datetime(o.completed_at),
+                )
+                for o in outcomes
+            ]
+        ).decode()
+        result = await session.execute(_SETTLE_SQLITE, {"outcomes": document, "now": now})
+    return set(result.scalars())
+
+
+def sqlite_datetime(value: datetime | None) -> str | None:
+    """``value`` as the text SQLAlchemy stores for a ``UtcDateTime`` on SQLite (UTC, no offset)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+_INSERT_ATTEMPTS: Final = insert(_A)
 
 
 async def insert_attempts(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert attempt records in one executemany."""
+    """Insert attempt records: one executemany (one multi-row ``INSERT`` on PostgreSQL)."""
     if rows:
-        await session.execute(insert(DeliveryAttempt), list(rows))
+        await session.execute(_INSERT_ATTEMPTS, list(rows))
 
 
 async def cancel_deliveries(
@@ -285,38 +474,91 @@ async def requeue(
     return list(result.scalars())
 
 
-async def record_endpoint_results(
-    session: AsyncSession,
-    *,
-    endpoint_id: str,
-    last_success_at: datetime | None,
-    first_failure_at: datetime | None,
-) -> datetime | None:
-    """Fold a batch's attempts into the endpoint's health; returns its ``failing_since`` after.
+@dataclass(frozen=True, slots=True)
+class EndpointResults:
+    """A batch's attempts folded per endpoint: the latest success (None if none), and the
+    earliest failure after it (or in the batch, when there was no success)."""
 
-    ``last_success_at``: the latest success in the batch (None if none); ``first_failure_at``:
-    the earliest failure after that success (or in the batch, when there was none). A failure
-    keeps an existing ``failing_since`` (``COALESCE`` in SQL, so concurrent workers agree).
+    endpoint_id: str
+    last_success_at: datetime | None
+    first_failure_at: datetime | None
+
+
+_LOCK_ENDPOINTS: Final = (
+    select(_E.c.id)
+    .where(_E.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_E.c.id)
+    .with_for_update()
+)
+_HEALTH_POSTGRESQL: Final = text(
     """
-    values: dict[str, Any] = {}
-    if last_success_at is not None:
-        values["last_success_at"] = last_success_at
-        values["failing_since"] = first_failure_at
-    elif first_failure_at is not None:
-        values["failing_since"] = func.coalesce(Endpoint.failing_since, first_failure_at)
-    if not values:
-        found = await session.execute(
-            select(Endpoint.failing_since).where(Endpoint.id == endpoint_id)
+    UPDATE webhook_endpoints
+    SET last_success_at = COALESCE(o.last_success_at, webhook_endpoints.last_success_at),
+        failing_since = CASE WHEN o.last_success_at IS NOT NULL THEN o.first_failure_at
+                        ELSE COALESCE(webhook_endpoints.failing_since, o.first_failure_at) END
+    FROM unnest(
+        CAST(:ids AS varchar[]), CAST(:successes AS timestamptz[]),
+        CAST(:failures AS timestamptz[])
+    ) AS o(id, last_success_at, first_failure_at)
+    WHERE webhook_endpoints.id = o.id
+    RETURNING webhook_endpoints.id, webhook_endpoints.failing_since
+    """
+).columns(id=String, failing_since=UtcDateTime)
+_HEALTH_SQLITE: Final = text(
+    """
+    UPDATE webhook_endpoints
+    SET last_success_at = COALESCE(o.last_success_at, webhook_endpoints.last_success_at),
+        failing_since = CASE WHEN o.last_success_at IS NOT NULL THEN o.first_failure_at
+                        ELSE COALESCE(webhook_endpoints.failing_since, o.first_failure_at) END
+    FROM (
+        SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS last_success_at,
+               json_extract(value, '$[2]') AS first_failure_at
+        FROM json_each(:results)
+    ) AS o
+    WHERE webhook_endpoints.id = o.id
+    RETURNING webhook_endpoints.id, webhook_endpoints.failing_since
+    """
+).columns(id=String, failing_since=UtcDateTime)
+
+
+async def record_endpoint_results(
+    session: AsyncSession, *, results: Sequence[EndpointResults]
+) -> dict[str, datetime | None]:
+    """Fold a batch's attempts into its endpoints' health; returns each one's ``failing_since``
+    after (endpoints that no longer exist are missing).
+
+    A success sets ``last_success_at`` and ``failing_since`` to the first failure after it (or
+    NULL); failures alone keep an existing ``failing_since`` (``COALESCE`` in SQL, so concurrent
+    workers agree). Two statements whatever the batch: the endpoint rows are locked first in id
+    order, so two workers settling batches for the same endpoints never deadlock, then updated
+    in one set-based ``UPDATE``.
+    """
+    if not results:
+        return {}
+    ids = sorted(r.endpoint_id for r in results)
+    await session.execute(_LOCK_ENDPOINTS, {"ids": ids})
+    if session.get_bind().dialect.name == "postgresql":
+        result = await session.execute(
+            _HEALTH_POSTGRESQL,
+            {
+                "ids": [r.endpoint_id for r in results],
+                "successes": [r.last_success_at for r in results],
+                "failures": [r.first_failure_at for r in results],
+            },
         )
-        return found.scalar_one_or_none()
-    result = await session.execute(
-        update(Endpoint)
-        .where(Endpoint.id == endpoint_id)
-        .values(**values)
-        .returning(Endpoint.failing_since)
-        .execution_options(synchronize_session=False)
-    )
-    return result.scalar_one_or_none()
+    else:
+        document = orjson.dumps(
+            [
+                (
+                    r.endpoint_id,
+                    sqlite_datetime(r.last_success_at),
+                    sqlite_datetime(r.first_failure_at),
+                )
+                for r in results
+            ]
+        ).decode()
+        result = await session.execute(_HEALTH_SQLITE, {"results": document})
+    return dict(result.tuples().all())
 
 
 async def disable_endpoint(
