@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets as _secrets
@@ -31,10 +32,12 @@ def generate_secret(rng_bytes: Callable[[int], bytes] = _secrets.token_bytes) ->
     return SECRET_PREFIX + base64.b64encode(rng_bytes(SECRET_BYTES)).decode("ascii")
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_secret(secret: str) -> bytes:
     """The HMAC key inside ``secret`` (with or without ``whsec_``).
 
-    ``ValueError`` unless the rest is strict, padded base64 of 24-64 bytes.
+    ``ValueError`` unless the rest is strict, padded base64 of 24-64 bytes. Decoded keys are
+    remembered (a bounded number): every attempt signs with its endpoint's secret again.
     """
     encoded = secret.removeprefix(SECRET_PREFIX)
     try:

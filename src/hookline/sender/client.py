@@ -21,6 +21,7 @@ domain classifier decides what a 3xx means. The sender neither signs nor classif
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -331,8 +332,12 @@ def _looks_like_ip_literal(host: str) -> bool:
     return ":" in host or host.replace(".", "").isdigit()
 
 
+_CONTROL_CHARACTER: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+"""A control character other than TAB: never valid in a header name or value."""
+
+
 def _has_control_characters(text: str) -> bool:
-    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text if char != "\t")
+    return _CONTROL_CHARACTER.search(text) is not None
 
 
 def _safe_name(name: str) -> str:

@@ -1,20 +1,26 @@
 """``RetryWorker``: claim due deliveries with a lease, attempt them under caps, settle in batches.
 
-``run_once()`` claims one batch and runs it to the end (tests and scripts drive it with a
-``ManualClock``). ``run(stop)`` is the production loop: it keeps up to ``concurrency``
-deliveries claimed, claims more as batches settle, extends leases while requests run, and on
-``stop`` finishes what is in flight within ``shutdown_grace_s`` and releases the rest.
+``run_once()`` claims one batch, sends it, and settles it in one go (tests and scripts drive it
+with a ``ManualClock``). ``run(stop)`` is the production loop, a pipeline of three stages that
+overlap: the poll claims and prepares batches while up to ``concurrency`` sends are in flight; a
+send frees its slot the moment its request ends (not when its batch settles), and its answer
+joins the settle queue; the settler writes answered attempts in waves of up to ``batch_size``,
+``settle_concurrency`` waves at a time. Answers gather while the previous wave is being written
+(a group commit): the busier the worker, the larger the waves and the fewer statements per
+delivery. Leases are extended while requests run; on ``stop`` the sends in flight get
+``shutdown_grace_s`` to finish, every answer is settled, and the claims left are released.
 
 Failures: ``run`` survives any exception. A failed claim is logged with its traceback and retried
 after a growing pause (reported to ``LoopHealth`` as failing, so ``/readyz`` says so); a batch
-that fails mid-way forgets its claims (their leases expire and the sweeper makes them due
+whose prepare fails forgets its claims (their leases expire and the sweeper makes them due
 again); a settle that fails never cancels the sends still in flight beside it.
 
-Caps: at most ``concurrency`` deliveries claimed per process, at most ``endpoint_concurrency`` in
-flight per endpoint (a slot is freed when its send task ends, however it ends). A claimed
-delivery whose endpoint is at its cap is released back to the queue (due again after
-``poll_interval_s``) instead of waiting, so one slow endpoint cannot fill the worker with
-deliveries that wait for it and starve the rest.
+Caps: at most ``concurrency`` deliveries between claim and answer per process (and at most
+twice that claimed in all, answered ones waiting for a settle included), at most
+``endpoint_concurrency`` in flight per endpoint (a slot is freed when its send task ends, however
+it ends). A claimed delivery whose endpoint is at its cap is released back to the queue (due
+again after ``poll_interval_s``) instead of waiting, so one slow endpoint cannot fill the worker
+with deliveries that wait for it and starve the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Final
 
 from hookline.clock import Clock
@@ -31,15 +38,18 @@ from hookline.queue.base import DelayedQueue
 from hookline.runtime import Runtime
 from hookline.service.delivery import AttemptResult, DeliveryService, PlannedAttempt
 from hookline.service.health import LoopHealth
+from hookline.storage.db import is_sqlite
 from hookline.worker.loops import first_of, run_passes
 
 log = get_logger("hookline.worker")
 
-SETTLE_WAVE_S: Final = 0.2
-"""In ``run()``, results are settled at least this often (seconds), so one slow request in a
-batch does not hold back the outcome of the fast ones."""
 LOOP_NAME: Final = "worker"
-"""How this loop is named in ``LoopHealth`` (and so in ``/readyz``)."""
+"""How the claim loop is named in ``LoopHealth`` (and so in ``/readyz``)."""
+SETTLER_LOOP_NAME: Final = "settler"
+"""How the settle loop of ``run()`` is named in ``LoopHealth``."""
+SETTLE_CONCURRENCY: Final = 2
+"""Settles of ``run()`` in flight at once on PostgreSQL (each in its own transaction): one is
+written while the next wave gathers; more would only make the waves smaller."""
 
 
 class RetryWorker:
@@ -57,6 +67,7 @@ class RetryWorker:
         lease_s: float,
         poll_interval_s: float,
         shutdown_grace_s: float,
+        settle_concurrency: int = 1,
         loops: LoopHealth | None = None,
     ) -> None:
         self._delivery = delivery
@@ -64,13 +75,25 @@ class RetryWorker:
         self._clock = clock
         self._batch_size = batch_size
         self._concurrency = concurrency
+        self._max_claimed = 2 * concurrency
+        self._min_claim = max(1, min(batch_size, concurrency) // 2)
+        """While sends are in flight, claim no fewer than this: a batch costs its two
+        transactions whatever its size, so slots freed one by one are claimed together."""
         self._endpoint_concurrency = endpoint_concurrency
         self._lease_s = lease_s
         self._poll_interval_s = poll_interval_s
         self._shutdown_grace_s = shutdown_grace_s
+        self._settle_concurrency = max(1, settle_concurrency)
         self._claimed: set[str] = set()
+        self._sending = 0
+        """Claimed deliveries not answered yet (being prepared or sent): what ``concurrency``
+        caps."""
         self._endpoint_in_flight: Counter[str] = Counter()
-        self._batches: set[asyncio.Task[int]] = set()
+        self._batches: set[asyncio.Task[None]] = set()
+        self._sends: set[asyncio.Task[AttemptResult]] = set()
+        self._answered: list[AttemptResult] = []
+        self._answer_arrived = asyncio.Event()
+        self._settles: set[asyncio.Task[None]] = set()
         self._capacity_freed = asyncio.Event()
         self._loops = loops if loops is not None else LoopHealth()
 
@@ -88,6 +111,8 @@ class RetryWorker:
             lease_s=settings.lease_duration_s,
             poll_interval_s=settings.retry_worker_poll_interval_s,
             shutdown_grace_s=settings.shutdown_grace_period_s,
+            # SQLite has one writer: concurrent settles would only wait for each other's lock.
+            settle_concurrency=1 if is_sqlite(runtime.engine) else SETTLE_CONCURRENCY,
             loops=runtime.loops,
         )
 
@@ -101,7 +126,18 @@ class RetryWorker:
         ids = await self._claim(self._batch_size)
         if not ids:
             return 0
-        return await self._run_batch(ids, settle_wave_s=None)
+        sends = [task for _, task in await self._launch(ids)]
+        if not sends:
+            return 0
+        try:
+            await asyncio.wait(sends)
+        finally:
+            for task in sends:
+                task.cancel()
+            await asyncio.wait(sends)  # let them unwind (their done callbacks free the slots)
+        results = [task.result() for task in sends]  # send() never raises
+        await self._settle(results)
+        return len(results)
 
     async def drain(self, *, max_batches: int = 10_000) -> int:
         """``run_once`` until nothing is due (bounded); returns the attempts made."""
@@ -116,6 +152,8 @@ class RetryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down gracefully. Survives any exception."""
         extender = asyncio.create_task(self._extend_leases(stop), name="lease-extender")
+        stop_settling = asyncio.Event()
+        settler = asyncio.create_task(self._run_settler(stop_settling), name="settler")
         self._loops.starting(LOOP_NAME)
         log.info("worker.started", concurrency=self._concurrency, batch_size=self._batch_size)
         try:
@@ -131,24 +169,33 @@ class RetryWorker:
                 pause_after_success=False,
             )
         finally:
-            # Wait for the extender to unwind: a statement it had in flight must not outlive the
-            # worker (and the engine the runtime closes next), or the event loop cannot close.
-            extender.cancel()
-            await asyncio.wait([extender])
-            await self._shutdown()
-            self._loops.stopped(LOOP_NAME)
+            try:
+                await self._finish_sends()
+            finally:
+                # Every answer is settled before the claims left are released: an answered
+                # delivery released unsettled would be sent again.
+                stop_settling.set()
+                await asyncio.wait([settler])
+                await self._settle_the_rest()
+                # Wait for the extender to unwind: a statement it had in flight must not
+                # outlive the worker (and the engine the runtime closes next), or the event
+                # loop cannot close.
+                extender.cancel()
+                await asyncio.wait([extender])
+                await self._release_the_rest()
+                self._loops.stopped(LOOP_NAME)
 
     async def _poll_iteration(self, stop: asyncio.Event) -> None:
         """Claim what is due (as much as there is room for) and start it; wait when idle."""
-        free = self._concurrency - len(self._claimed)
-        if free <= 0:
+        free = min(self._concurrency - self._sending, self._max_claimed - len(self._claimed))
+        if free <= 0 or (self._sending and free < self._min_claim):
             self._capacity_freed.clear()
             await first_of(stop.wait(), self._capacity_freed.wait())
             return
         limit = min(self._batch_size, free)
         ids = await self._claim(limit)
         if ids:
-            task = asyncio.create_task(self._run_batch(ids, settle_wave_s=SETTLE_WAVE_S))
+            task = asyncio.create_task(self._launch_into_pipeline(ids))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
         if len(ids) < limit:  # drained what is due: wait for the next poll
@@ -159,60 +206,115 @@ class RetryWorker:
             now=self._clock.now(), limit=limit, lease_s=self._lease_s
         )
         self._claimed.update(ids)
+        self._sending += len(ids)
         return ids
 
-    async def _run_batch(self, ids: Sequence[str], *, settle_wave_s: float | None) -> int:
-        attempts = 0
+    async def _launch(
+        self, ids: Sequence[str]
+    ) -> list[tuple[PlannedAttempt, asyncio.Task[AttemptResult]]]:
+        """Prepare claimed deliveries and start the sends of those that may go now; every
+        other claim is given up here (stale, dead-lettered, released for a busy endpoint)."""
         try:
             planned = await self._delivery.prepare(ids)
-            unplanned = set(ids).difference(p.delivery_id for p in planned)
-            self._forget(unplanned)
-            go, busy = self._apply_endpoint_caps(planned)
-            if busy:
+        except Exception as exc:
+            # The database or queue failed: the leases expire and the sweeper makes these
+            # deliveries due again; nothing is lost, at worst attempted twice.
+            log.error("worker.batch_failed", error=str(exc), deliveries=len(ids), exc_info=True)
+            self._give_up(ids)
+            return []
+        planned_ids = {p.delivery_id for p in planned}
+        self._give_up([i for i in ids if i not in planned_ids])
+        go, busy = self._apply_endpoint_caps(planned)
+        if busy:
+            busy_ids = [p.delivery_id for p in busy]
+            try:
                 await self._queue.release(
-                    [p.delivery_id for p in busy],
+                    busy_ids,
                     due_at=self._clock.now() + timedelta(seconds=self._poll_interval_s),
                 )
-                self._forget(p.delivery_id for p in busy)
-            sends = {self._start_send(p) for p in go}
-            try:
-                while sends:
-                    done, sends = await asyncio.wait(sends, timeout=settle_wave_s)
-                    results = [task.result() for task in done]  # send() never raises
-                    await self._settle(results)
-                    attempts += len(results)
-            finally:
-                for task in sends:
-                    task.cancel()
-                if sends:  # let them unwind (their done callbacks free the endpoint slots)
-                    await asyncio.wait(sends)
-        except asyncio.CancelledError:
-            raise  # shutdown: what is still claimed gets released
-        except Exception as exc:
-            # The database or queue failed mid-batch: the leases expire and the sweeper makes
-            # these deliveries due again; nothing is lost, at worst attempted twice.
-            log.error("worker.batch_failed", error=str(exc), deliveries=len(ids), exc_info=True)
-            self._forget(ids)
-        return attempts
+            except Exception as exc:  # their leases expire; the sweeper makes them due again
+                log.error("worker.release_failed", error=f"{type(exc).__name__}: {exc}")
+            self._give_up(busy_ids)
+        return [(p, self._start_send(p)) for p in go]
+
+    async def _launch_into_pipeline(self, ids: Sequence[str]) -> None:
+        for planned, task in await self._launch(ids):
+            self._sends.add(task)
+            task.add_done_callback(partial(self._on_answer, planned))
+
+    def _on_answer(self, planned: PlannedAttempt, task: asyncio.Task[AttemptResult]) -> None:
+        """A send of ``run()`` ended: its answer joins the settle queue (a cancelled send keeps
+        its claim, which shutdown releases)."""
+        self._sends.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:  # send() never raises; should it, the lease expires
+            log.error(
+                "worker.send_failed",
+                job_id=planned.delivery_id,
+                error=f"{type(error).__name__}: {error}",
+                exc_info=error,
+            )
+            self._forget([planned.delivery_id])
+            return
+        self._answered.append(task.result())
+        self._answer_arrived.set()
 
     def _start_send(self, planned: PlannedAttempt) -> asyncio.Task[AttemptResult]:
-        """Send in a task that holds one of its endpoint's slots until it ends, however it
-        ends (a done callback runs even for a task cancelled before it started)."""
+        """Send in a task that holds one send slot and one of its endpoint's slots until it
+        ends, however it ends (a done callback runs even for a task cancelled before it
+        started)."""
         endpoint_id = planned.endpoint_id
         self._endpoint_in_flight[endpoint_id] += 1
         task = asyncio.create_task(self._delivery.send(planned))
-        task.add_done_callback(lambda _: self._free_endpoint_slot(endpoint_id))
+        task.add_done_callback(lambda _: self._free_slots(endpoint_id))
         return task
 
-    def _free_endpoint_slot(self, endpoint_id: str) -> None:
+    def _free_slots(self, endpoint_id: str) -> None:
+        self._sending -= 1
         self._endpoint_in_flight[endpoint_id] -= 1
         if self._endpoint_in_flight[endpoint_id] <= 0:
             del self._endpoint_in_flight[endpoint_id]
+        self._capacity_freed.set()
 
     @property
     def endpoints_in_flight(self) -> dict[str, int]:
         """Sends in flight per endpoint right now (what the per-endpoint cap counts)."""
         return dict(self._endpoint_in_flight)
+
+    async def _run_settler(self, stop_settling: asyncio.Event) -> None:
+        self._loops.starting(SETTLER_LOOP_NAME)
+        try:
+            await run_passes(
+                lambda: self._settle_pass(stop_settling),
+                stop=stop_settling,
+                clock=self._clock,
+                log=log,
+                event="worker.settler_failed",
+                loops=self._loops,
+                loop=SETTLER_LOOP_NAME,
+                pause_s=self._poll_interval_s,
+                pause_after_success=False,
+            )
+        finally:
+            self._loops.stopped(SETTLER_LOOP_NAME)
+
+    async def _settle_pass(self, stop_settling: asyncio.Event) -> None:
+        """Start one settle of what has been answered, once a settle slot is free; wait for
+        answers when there are none. Answers that arrive while the slots are busy wait and
+        go out together in the next wave."""
+        if not self._answered:
+            self._answer_arrived.clear()
+            await first_of(self._answer_arrived.wait(), stop_settling.wait())
+            return
+        while len(self._settles) >= self._settle_concurrency:
+            await asyncio.wait(set(self._settles), return_when=asyncio.FIRST_COMPLETED)
+        wave = self._answered[: self._batch_size]
+        del self._answered[: len(wave)]
+        task = asyncio.create_task(self._settle(wave))
+        self._settles.add(task)
+        task.add_done_callback(self._settles.discard)
 
     async def _settle(self, results: Sequence[AttemptResult]) -> None:
         """Settle one wave; never raises, so the sends still in flight beside it go on."""
@@ -251,6 +353,11 @@ class RetryWorker:
         self._claimed.difference_update(delivery_ids)
         self._capacity_freed.set()
 
+    def _give_up(self, delivery_ids: Sequence[str]) -> None:
+        """Claims dropped before their send started: they free their send slots too."""
+        self._sending -= len(delivery_ids)
+        self._forget(delivery_ids)
+
     async def _extend_leases(self, stop: asyncio.Event) -> None:
         interval_s = self._lease_s / 3
         while not stop.is_set():
@@ -272,16 +379,33 @@ class RetryWorker:
                     exc_info=True,
                 )
 
-    async def _shutdown(self) -> None:
-        if self._batches:
-            log.info(
-                "worker.stopping", in_flight=len(self._claimed), grace_s=self._shutdown_grace_s
-            )
-            _, pending = await asyncio.wait(set(self._batches), timeout=self._shutdown_grace_s)
-            for task in pending:
+    async def _finish_sends(self) -> None:
+        """Give the batches being prepared, then the sends they started, ``shutdown_grace_s``
+        in all to finish; cancel the rest (their claims are released)."""
+        if not (self._batches or self._sends):
+            return
+        log.info("worker.stopping", in_flight=self._sending, grace_s=self._shutdown_grace_s)
+        deadline = self._clock.monotonic() + self._shutdown_grace_s
+        for tasks in (self._batches, self._sends):  # a batch adds its sends when prepared
+            if not tasks:
+                continue
+            remaining_s = max(0.0, deadline - self._clock.monotonic())
+            _, unfinished = await asyncio.wait(set(tasks), timeout=remaining_s)
+            for task in unfinished:
                 task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+            if unfinished:
+                await asyncio.wait(unfinished)
+
+    async def _settle_the_rest(self) -> None:
+        """Settle every answer still waiting, after the settles already running."""
+        while self._answered:
+            wave = self._answered[: self._batch_size]
+            del self._answered[: len(wave)]
+            await self._settle(wave)
+        if self._settles:
+            await asyncio.wait(set(self._settles))
+
+    async def _release_the_rest(self) -> None:
         if self._claimed:
             leftover = list(self._claimed)
             try:

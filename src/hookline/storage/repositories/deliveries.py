@@ -15,10 +15,14 @@ from typing import Any, Final, cast
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    Select,
     String,
     Table,
+    Update,
     and_,
+    any_,
     bindparam,
     delete,
     exists,
@@ -88,31 +92,47 @@ _E: Final = cast(Table, Endpoint.__table__)
 _EV: Final = cast(Table, Event.__table__)
 _A: Final = cast(Table, DeliveryAttempt.__table__)
 
-_LOAD_FOR_ATTEMPT: Final = (
-    select(
-        _D.c.id,
-        _D.c.state,
-        _D.c.next_attempt_at,
-        _D.c.attempt_number,
-        _D.c.round_start_attempt,
-        _D.c.first_attempt_at,
-        _EV.c.id,
-        _EV.c.payload,
-        _E.c.id,
-        _E.c.url,
-        _E.c.status,
-        _E.c.deleted_at,
-        _E.c.headers,
-        _E.c.secret,
-        _E.c.previous_secret,
-        _E.c.previous_secret_expires_at,
-        _E.c.retry_config,
+
+def _ids_in(column: ColumnElement[str], *, postgresql: bool) -> ColumnElement[bool]:
+    """``column`` is one of the ``ids`` parameter: ``= ANY(array)`` on PostgreSQL, whose SQL
+    text is the same for any number of ids (one server-side prepared statement, not one per
+    batch size as an expanded ``IN`` list would need); an expanding ``IN`` elsewhere."""
+    if postgresql:
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+def _load_for_attempt(*, postgresql: bool) -> Select[Any]:
+    return (
+        select(
+            _D.c.id,
+            _D.c.state,
+            _D.c.next_attempt_at,
+            _D.c.attempt_number,
+            _D.c.round_start_attempt,
+            _D.c.first_attempt_at,
+            _EV.c.id,
+            _EV.c.payload,
+            _E.c.id,
+            _E.c.url,
+            _E.c.status,
+            _E.c.deleted_at,
+            _E.c.headers,
+            _E.c.secret,
+            _E.c.previous_secret,
+            _E.c.previous_secret_expires_at,
+            _E.c.retry_config,
+        )
+        .join_from(_D, _EV, _EV.c.id == _D.c.event_id)
+        .join(_E, _E.c.id == _D.c.endpoint_id)
+        .where(_ids_in(_D.c.id, postgresql=postgresql))
+        .order_by(_D.c.id)
     )
-    .join_from(_D, _EV, _EV.c.id == _D.c.event_id)
-    .join(_E, _E.c.id == _D.c.endpoint_id)
-    .where(_D.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_D.c.id)
-)
+
+
+_LOAD_FOR_ATTEMPT: Final = {
+    postgresql: _load_for_attempt(postgresql=postgresql) for postgresql in (True, False)
+}
 
 
 async def load_for_attempt(
@@ -124,7 +144,9 @@ async def load_for_attempt(
     """
     if not delivery_ids:
         return []
-    result = await session.execute(_LOAD_FOR_ATTEMPT, {"ids": list(delivery_ids)})
+    result = await session.execute(
+        _LOAD_FOR_ATTEMPT[_is_postgresql(session)], {"ids": list(delivery_ids)}
+    )
     return [
         AttemptRow(
             delivery=ClaimedDelivery(*row[0:6]),
@@ -136,22 +158,30 @@ async def load_for_attempt(
     ]
 
 
-_MARK_DELIVERING: Final = (
-    update(_D)
-    .where(
-        _D.c.id.in_(bindparam("ids", expanding=True)),
-        _D.c.state.in_(CLAIMABLE_STATES),
-        _D.c.next_attempt_at <= bindparam("now", type_=UtcDateTime),
+def _mark_delivering(*, postgresql: bool) -> Update:
+    return (
+        update(_D)
+        .where(
+            _ids_in(_D.c.id, postgresql=postgresql),
+            _D.c.state.in_(CLAIMABLE_STATES),
+            _D.c.next_attempt_at <= bindparam("now", type_=UtcDateTime),
+        )
+        .values(
+            state=DeliveryState.DELIVERING.value,
+            version=_D.c.version + 1,
+            updated_at=bindparam("now", type_=UtcDateTime),
+            lease_until=bindparam("lease_until", type_=UtcDateTime),
+            first_attempt_at=func.coalesce(
+                _D.c.first_attempt_at, bindparam("now", type_=UtcDateTime)
+            ),
+        )
+        .returning(_D.c.id, _D.c.version)
     )
-    .values(
-        state=DeliveryState.DELIVERING.value,
-        version=_D.c.version + 1,
-        updated_at=bindparam("now", type_=UtcDateTime),
-        lease_until=bindparam("lease_until", type_=UtcDateTime),
-        first_attempt_at=func.coalesce(_D.c.first_attempt_at, bindparam("now", type_=UtcDateTime)),
-    )
-    .returning(_D.c.id, _D.c.version)
-)
+
+
+_MARK_DELIVERING: Final = {
+    postgresql: _mark_delivering(postgresql=postgresql) for postgresql in (True, False)
+}
 
 
 async def mark_delivering(
@@ -167,7 +197,7 @@ async def mark_delivering(
     if not delivery_ids:
         return {}
     result = await session.execute(
-        _MARK_DELIVERING,
+        _MARK_DELIVERING[_is_postgresql(session)],
         {
             "ids": list(delivery_ids),
             "now": now,
@@ -269,7 +299,7 @@ async def settle_deliveries(
     """
     if not outcomes:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
+    if _is_postgresql(session):
         params: dict[str, Any] = {
             "ids": [o.delivery_id for o in outcomes],
             "versions": [o.version for o in outcomes],
@@ -300,6 +330,10 @@ async def settle_deliveries(
         ).decode()
         result = await session.execute(_SETTLE_SQLITE, {"outcomes": document, "now": now})
     return set(result.scalars())
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def sqlite_datetime(value: datetime | None) -> str | None:
@@ -484,12 +518,13 @@ class EndpointResults:
     first_failure_at: datetime | None
 
 
-_LOCK_ENDPOINTS: Final = (
-    select(_E.c.id)
-    .where(_E.c.id.in_(bindparam("ids", expanding=True)))
+_LOCK_ENDPOINTS: Final = {
+    postgresql: select(_E.c.id)
+    .where(_ids_in(_E.c.id, postgresql=postgresql))
     .order_by(_E.c.id)
     .with_for_update()
-)
+    for postgresql in (True, False)
+}
 _HEALTH_POSTGRESQL: Final = text(
     """
     UPDATE webhook_endpoints
@@ -536,8 +571,9 @@ async def record_endpoint_results(
     if not results:
         return {}
     ids = sorted(r.endpoint_id for r in results)
-    await session.execute(_LOCK_ENDPOINTS, {"ids": ids})
-    if session.get_bind().dialect.name == "postgresql":
+    postgresql = _is_postgresql(session)
+    await session.execute(_LOCK_ENDPOINTS[postgresql], {"ids": ids})
+    if postgresql:
         result = await session.execute(
             _HEALTH_POSTGRESQL,
             {
