@@ -148,11 +148,18 @@ def is_public(address: IPAddress) -> bool:
     )
 
 
+VERDICTS_MAX: Final = 4096
+"""Most address texts an ``AddressGuard`` remembers its verdict on."""
+
+
 class AddressGuard:
     """Decides whether an IP address may be connected to: public, or inside an allowed network."""
 
     def __init__(self, allowed_networks: Sequence[IPNetwork] = ()) -> None:
         self._allowed: tuple[IPNetwork, ...] = tuple(allowed_networks)
+        self._verdicts: dict[str, bool] = {}
+        """Verdicts on address texts already seen (the allow-list never changes): an endpoint
+        URL with an IP literal is checked on every attempt. Bounded by ``VERDICTS_MAX``."""
 
     @property
     def allowed_networks(self) -> tuple[IPNetwork, ...]:
@@ -160,6 +167,16 @@ class AddressGuard:
 
     def is_allowed(self, ip: str | IPAddress) -> bool:
         """Whether ``ip`` may be connected to. Anything that is not an IP address is refused."""
+        if not isinstance(ip, str):
+            return self._decide(ip)
+        verdict = self._verdicts.get(ip)
+        if verdict is None:
+            if len(self._verdicts) >= VERDICTS_MAX:
+                self._verdicts.clear()
+            verdict = self._verdicts[ip] = self._decide(ip)
+        return verdict
+
+    def _decide(self, ip: str | IPAddress) -> bool:
         address = parse_address(ip)
         if address is None:
             return False

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from hookline.errors import HooklineError
 from hookline.sender.address_guard import (
+    VERDICTS_MAX,
     AddressGuard,
     BlockedAddress,
     embedded_ipv4,
@@ -227,3 +228,20 @@ def test_mapped_and_nat64_forms_agree_with_their_ipv4(address: IPv4Address) -> N
 def test_no_private_or_loopback_ipv4_is_ever_public(address: IPv4Address) -> None:
     assert is_public(address) is False
     assert AddressGuard().is_allowed(address) is False
+
+
+def test_remembered_verdicts_are_the_same_and_stay_bounded() -> None:
+    # Given a guard that allows one loopback network
+    guard = AddressGuard([ip_network("127.0.0.1/32")])
+
+    # When it is asked about the same texts again, and about more texts than it remembers
+    first = [guard.is_allowed(ip) for ip in ("127.0.0.1", "127.0.0.2", "8.8.8.8", "nope")]
+    again = [guard.is_allowed(ip) for ip in ("127.0.0.1", "127.0.0.2", "8.8.8.8", "nope")]
+    for n in range(VERDICTS_MAX + 10):
+        guard.is_allowed(f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
+
+    # Then the answers do not change, and its memory has a ceiling
+    assert first == again == [True, False, True, False]
+    assert len(guard._verdicts) <= VERDICTS_MAX
+    assert guard.is_allowed("127.0.0.1")
+    assert not guard.is_allowed("10.0.0.1")
