@@ -136,6 +136,14 @@ class DelayedQueue(Protocol):
         """
         ...
 
+    async def next_due(self) -> datetime | None:
+        """The earliest due time among the ids waiting (not claimed), or None when none wait.
+
+        Lets an idle worker sleep until the next delivery falls due instead of a whole poll
+        interval (an indexed lookup of one row, not a scan).
+        """
+        ...
+
     async def depth(self) -> int:
         """How many ids are due or in flight: the figure backpressure compares to its limit.
 

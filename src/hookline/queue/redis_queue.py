@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -131,6 +131,14 @@ class RedisQueue:
             return
         with _mapped_errors("extend lease"):
             await self._extend(keys=self._key_pair, args=[deadline_ms, *delivery_ids])
+
+    async def next_due(self) -> datetime | None:
+        with _mapped_errors("next due"):
+            first: list[Any] = await self._client.zrange(self._keys.due, 0, 0, withscores=True)
+        if not first:
+            return None
+        _member, score = first[0]  # [(member, score)]
+        return _EPOCH + int(score) * _ONE_MS
 
     async def complete_retry(self, delivery_ids: Sequence[str]) -> None:
         if not delivery_ids:

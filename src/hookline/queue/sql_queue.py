@@ -183,6 +183,15 @@ class SqlQueue:
     async def add_missing(self, items: Sequence[tuple[str, datetime]]) -> int:
         return 0  # the table is the queue: a committed delivery row cannot be missing from it
 
+    async def next_due(self) -> datetime | None:
+        t = _DELIVERIES
+        statement = select(func.min(t.c.next_attempt_at)).where(
+            t.c.state.in_(_CLAIMABLE), t.c.lease_until.is_(None)
+        )
+        with _mapped_errors("next due"):
+            async with self._engine.connect() as conn:
+                return cast(datetime | None, (await conn.execute(statement)).scalar_one())
+
     async def depth(self) -> int:
         t = _DELIVERIES
         statement = select(func.count()).select_from(t).where(t.c.state.in_(_CLAIMABLE))

@@ -47,6 +47,9 @@ LOOP_NAME: Final = "worker"
 """How the claim loop is named in ``LoopHealth`` (and so in ``/readyz``)."""
 SETTLER_LOOP_NAME: Final = "settler"
 """How the settle loop of ``run()`` is named in ``LoopHealth``."""
+MIN_IDLE_WAIT_S: Final = 0.01
+"""Shortest wait between claims when less than a batch was due: deliveries falling due every
+millisecond are claimed ten milliseconds' worth at a time, not one by one."""
 SETTLE_CONCURRENCY: Final = 2
 """Settles of ``run()`` in flight at once on PostgreSQL (each in its own transaction): one is
 written while the next wave gathers; more would only make the waves smaller."""
@@ -198,8 +201,21 @@ class RetryWorker:
             task = asyncio.create_task(self._launch_into_pipeline(ids))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
-        if len(ids) < limit:  # drained what is due: wait for the next poll
-            await first_of(stop.wait(), self._clock.sleep(self._poll_interval_s))
+        if len(ids) < limit:  # drained what is due: wait until the next falls due
+            await first_of(stop.wait(), self._clock.sleep(await self._idle_wait_s()))
+
+    async def _idle_wait_s(self) -> float:
+        """How long to wait before claiming again: until the earliest waiting delivery falls
+        due (at least ``MIN_IDLE_WAIT_S``), never longer than ``poll_interval_s`` (deliveries
+        published meanwhile are due at once and nobody tells the worker)."""
+        try:
+            due = await self._queue.next_due()
+        except Exception:  # the next claim meets the outage and reports it
+            return self._poll_interval_s
+        if due is None:
+            return self._poll_interval_s
+        wait_s = (due - self._clock.now()).total_seconds()
+        return min(self._poll_interval_s, max(MIN_IDLE_WAIT_S, wait_s))
 
     async def _claim(self, limit: int) -> list[str]:
         ids = await self._queue.get_due_retries(

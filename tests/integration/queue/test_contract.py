@@ -400,6 +400,23 @@ async def test_add_missing_adds_only_ids_the_queue_holds_neither_due_nor_in_flig
     assert due in at_its_time
 
 
+async def test_next_due_is_the_earliest_waiting_due_time_not_a_claimed_one(
+    backend: Backend, queue: DelayedQueue, clock: ManualClock
+) -> None:
+    # Given nothing waits, then three ids: two due already, one in 90 s (to the millisecond)
+    now = clock.now()
+    assert await queue.next_due() is None
+    later = now + timedelta(seconds=90, milliseconds=250)
+    await backend.add([now - seconds(2), now, later], now=now)
+    assert await queue.next_due() == now - seconds(2)
+
+    # When the two due ones are claimed
+    assert len(await queue.get_due_retries(now=now, limit=10, lease_s=LEASE_S)) == 2
+
+    # Then the next due time is the one still waiting, not a claim's
+    assert await queue.next_due() == later
+
+
 async def test_depth_counts_due_and_in_flight_ids(
     backend: Backend, queue: DelayedQueue, clock: ManualClock
 ) -> None:

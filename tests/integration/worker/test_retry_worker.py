@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from hookline.storage.models import Delivery, DeliveryAttempt, Event
+from hookline.worker.retry_worker import MIN_IDLE_WAIT_S, RetryWorker
 from tests.integration.conftest import Harness
 
 
@@ -188,3 +189,36 @@ async def test_redis_restarted_empty_does_not_requeue_what_a_worker_is_sending(
     assert (await harness.sweeper.run_once()).requeued_missing == 1
     assert await harness.run() == 1
     assert (await harness.delivery(delivery.id)).state == "succeeded"
+
+
+async def test_an_idle_worker_waits_until_the_next_delivery_falls_due(harness: Harness) -> None:
+    # Given a worker whose poll interval is long
+    worker = RetryWorker(
+        delivery=harness.runtime.delivery,
+        queue=harness.runtime.queue,
+        clock=harness.clock,
+        batch_size=10,
+        concurrency=10,
+        endpoint_concurrency=10,
+        lease_s=60,
+        poll_interval_s=30,
+        shutdown_grace_s=1,
+    )
+    # With nothing waiting, it waits a whole poll interval (a publish is due at once)
+    assert await worker._idle_wait_s() == 30
+
+    # When one delivery waits, due in 1.5 s
+    await harness.add_endpoint()
+    [delivery] = (await harness.publish()).deliveries
+    due = harness.clock.now() + timedelta(milliseconds=1500)
+    async with harness.runtime.sessions.begin() as session:
+        await session.execute(
+            update(Delivery).where(Delivery.id == delivery.id).values(next_attempt_at=due)
+        )
+    await harness.runtime.queue.schedule_retry(delivery.id, due_at=due)
+
+    # Then it waits until then, not a poll interval
+    assert await worker._idle_wait_s() == 1.5
+    # and once that time has passed, only the shortest pause
+    harness.clock.advance(2)
+    assert await worker._idle_wait_s() == MIN_IDLE_WAIT_S
