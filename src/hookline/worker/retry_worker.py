@@ -50,6 +50,9 @@ SETTLER_LOOP_NAME: Final = "settler"
 MIN_IDLE_WAIT_S: Final = 0.01
 """Shortest wait between claims when less than a batch was due: deliveries falling due every
 millisecond are claimed ten milliseconds' worth at a time, not one by one."""
+BUSY_POLL_S: Final = 0.05
+"""Longest wait after a claim that found work: under a steady stream of publishes a delivery
+waits this long at most before it is claimed (a poll interval would add up to a second)."""
 SETTLE_CONCURRENCY: Final = 2
 """Settles of ``run()`` in flight at once on PostgreSQL (each in its own transaction): one is
 written while the next wave gathers; more would only make the waves smaller."""
@@ -202,12 +205,19 @@ class RetryWorker:
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
         if len(ids) < limit:  # drained what is due: wait until the next falls due
-            await first_of(stop.wait(), self._clock.sleep(await self._idle_wait_s()))
+            wait_s = await self._idle_wait_s(found_work=bool(ids))
+            await first_of(stop.wait(), self._clock.sleep(wait_s))
 
-    async def _idle_wait_s(self) -> float:
+    async def _idle_wait_s(self, *, found_work: bool = False) -> float:
         """How long to wait before claiming again: until the earliest waiting delivery falls
         due (at least ``MIN_IDLE_WAIT_S``), never longer than ``poll_interval_s`` (deliveries
-        published meanwhile are due at once and nobody tells the worker)."""
+        published meanwhile are due at once and nobody tells the worker), and never longer
+        than ``BUSY_POLL_S`` after a claim that found work (events are being published: what
+        comes next is due at once)."""
+        wait_s = await self._next_due_wait_s()
+        return min(wait_s, BUSY_POLL_S) if found_work else wait_s
+
+    async def _next_due_wait_s(self) -> float:
         try:
             due = await self._queue.next_due()
         except Exception:  # the next claim meets the outage and reports it

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from hookline.storage.models import Delivery, DeliveryAttempt, Event
-from hookline.worker.retry_worker import MIN_IDLE_WAIT_S, RetryWorker
+from hookline.worker.retry_worker import BUSY_POLL_S, MIN_IDLE_WAIT_S, RetryWorker
 from tests.integration.conftest import Harness
 
 
@@ -222,3 +222,10 @@ async def test_an_idle_worker_waits_until_the_next_delivery_falls_due(harness: H
     # and once that time has passed, only the shortest pause
     harness.clock.advance(2)
     assert await worker._idle_wait_s() == MIN_IDLE_WAIT_S
+    # After a claim that found work (a steady stream of publishes), it polls again soon
+    now = harness.clock.now()
+    assert await harness.runtime.queue.get_due_retries(now=now, limit=10, lease_s=60) == [
+        delivery.id
+    ]
+    assert await worker._idle_wait_s() == 30
+    assert await worker._idle_wait_s(found_work=True) == BUSY_POLL_S
