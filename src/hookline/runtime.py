@@ -109,6 +109,15 @@ async def open_runtime(
             )
         await sender.start()
         stack.push_async_callback(sender.close)
+        events = EventService(
+            sessions=sessions,
+            queue=queue,
+            clock=clock,
+            metrics=metrics,
+            max_payload_bytes=settings.max_payload_bytes,
+            queue_max_size=settings.retry_queue_max_size,
+        )
+        stack.push_async_callback(events.close)  # first out: its writer still needs the rest
         yield Runtime(
             settings=settings,
             clock=clock,
@@ -128,14 +137,7 @@ async def open_runtime(
                 ),
             ),
             queries=DeliveryQueries(sessions=sessions),
-            events=EventService(
-                sessions=sessions,
-                queue=queue,
-                clock=clock,
-                metrics=metrics,
-                max_payload_bytes=settings.max_payload_bytes,
-                queue_max_size=settings.retry_queue_max_size,
-            ),
+            events=events,
             dead_letters=DeadLetterService(sessions=sessions, queue=queue, clock=clock),
             delivery=DeliveryService(
                 sessions=sessions,

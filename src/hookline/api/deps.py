@@ -62,26 +62,26 @@ class ApiRuntime(Protocol):
     def loops(self) -> LoopHealth: ...
 
 
-def get_runtime(request: Request) -> ApiRuntime:
+async def get_runtime(request: Request) -> ApiRuntime:
     return cast(ApiRuntime, request.app.state.runtime)
 
 
 RuntimeDep = Annotated[ApiRuntime, Depends(get_runtime)]
 
 
-def _endpoints(runtime: RuntimeDep) -> EndpointService:
+async def _endpoints(runtime: RuntimeDep) -> EndpointService:
     return runtime.endpoints
 
 
-def _queries(runtime: RuntimeDep) -> DeliveryQueries:
+async def _queries(runtime: RuntimeDep) -> DeliveryQueries:
     return runtime.queries
 
 
-def _events(runtime: RuntimeDep) -> EventService:
+async def _events(runtime: RuntimeDep) -> EventService:
     return runtime.events
 
 
-def _dead_letters(runtime: RuntimeDep) -> DeadLetterService:
+async def _dead_letters(runtime: RuntimeDep) -> DeadLetterService:
     return runtime.dead_letters
 
 
@@ -97,17 +97,17 @@ def _checked(value: str, *, prefix: str, kind: str) -> str:
     return value
 
 
-def _webhook_id(
+async def _webhook_id(
     webhook_id: Annotated[str, Path(description="A webhook id (`wh_…`).")],
 ) -> str:
     return _checked(webhook_id, prefix=ids.ENDPOINT, kind="webhook")
 
 
-def _event_id(event_id: Annotated[str, Path(description="An event id (`evt_…`).")]) -> str:
+async def _event_id(event_id: Annotated[str, Path(description="An event id (`evt_…`).")]) -> str:
     return _checked(event_id, prefix=ids.EVENT, kind="event")
 
 
-def _delivery_id(
+async def _delivery_id(
     delivery_id: Annotated[str, Path(description="A delivery id (`dlv_…`).")],
 ) -> str:
     return _checked(delivery_id, prefix=ids.DELIVERY, kind="delivery")

@@ -20,7 +20,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -112,6 +112,22 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 def is_sqlite(engine: AsyncEngine) -> bool:
     """Whether ``engine`` talks to SQLite (the embedded deployment)."""
     return engine.dialect.name == "sqlite"
+
+
+async def begin_write(connection: AsyncConnection) -> None:
+    """Make the transaction just begun on ``connection`` a writing one from its first statement.
+
+    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock now, waiting for another writer
+    up to ``SQLITE_BUSY_TIMEOUT_MS``, so the transaction's reads and writes all happen under the
+    lock: nobody writes between what it read and what it writes. Without it the driver begins
+    the transaction only at the first write (the reads before it run outside any transaction);
+    and a transaction that read before asking for the lock fails at once in WAL mode, without
+    waiting, if another connection wrote meanwhile ("database is locked"): writing
+    transactions start IMMEDIATE. (The driver has not begun one itself: this is the first
+    statement.) Other databases: nothing to do, rows are locked as they are written.
+    """
+    if connection.dialect.name == "sqlite":
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def ping(engine: AsyncEngine) -> None:
