@@ -1,0 +1,1 @@
+"""hookline's benchmark harness: ``bench/run`` (see bench/README.md)."""
