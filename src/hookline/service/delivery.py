@@ -174,7 +174,20 @@ class DeliveryService:
         self._rng = rng or random.Random()
 
     async def prepare(self, delivery_ids: Sequence[str]) -> list[PlannedAttempt]:
+        """``prepare_admitted`` admitting every endpoint: the planned attempts."""
+        planned, _ = await self.prepare_admitted(delivery_ids)
+        return planned
+
+    async def prepare_admitted(
+        self, delivery_ids: Sequence[str], *, admit: Callable[[str], bool] | None = None
+    ) -> tuple[list[PlannedAttempt], list[tuple[str, str]]]:
         """Mark the claimed deliveries that are really due as ``delivering``; sign them.
+        Returns the planned attempts, and ``(delivery id, endpoint id)`` of those ``admit`` turned
+        away.
+
+        ``admit(endpoint_id)`` is asked, in id order, for each delivery that could go now: a
+        delivery it refuses (its endpoint has no free slot) is left untouched, neither marked
+        nor signed, and handed back for the caller to put back in the queue.
 
         Claims that turn out stale are settled with the queue here: finished deliveries are
         completed, ones not due yet are put back at their database due time, ones whose
@@ -185,7 +198,7 @@ class DeliveryService:
         """
         now = self._clock.now()
         try:
-            prepared = await self._prepare_batch(delivery_ids, now=now)
+            prepared = await self._prepare_batch(delivery_ids, now=now, admit=admit)
         except Exception as exc:
             if is_outage(exc) or not delivery_ids:
                 raise
@@ -195,7 +208,7 @@ class DeliveryService:
                 error=f"{type(exc).__name__}: {exc}",
                 exc_info=True,
             )
-            prepared = await self._prepare_one_by_one(delivery_ids, now=now)
+            prepared = await self._prepare_one_by_one(delivery_ids, now=now, admit=admit)
         for delivery_id, problem in prepared.dead.items():
             log.error("delivery.dead_lettered_unpreparable", job_id=delivery_id, error=problem)
         if prepared.dead:
@@ -204,13 +217,19 @@ class DeliveryService:
             await self._queue.schedule_many(prepared.reschedule)
         if prepared.complete:
             await self._queue.complete_retry(prepared.complete)
-        return prepared.planned
+        return prepared.planned, prepared.busy
 
-    async def _prepare_one_by_one(self, delivery_ids: Sequence[str], *, now: datetime) -> _Prepared:
+    async def _prepare_one_by_one(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        now: datetime,
+        admit: Callable[[str], bool] | None,
+    ) -> _Prepared:
         prepared = _Prepared()
         for delivery_id in delivery_ids:
             try:
-                prepared.merge(await self._prepare_batch([delivery_id], now=now))
+                prepared.merge(await self._prepare_batch([delivery_id], now=now, admit=admit))
             except Exception as exc:
                 if is_outage(exc):
                     raise
@@ -223,7 +242,13 @@ class DeliveryService:
                 prepared.complete.extend(dead)
         return prepared
 
-    async def _prepare_batch(self, delivery_ids: Sequence[str], *, now: datetime) -> _Prepared:
+    async def _prepare_batch(
+        self,
+        delivery_ids: Sequence[str],
+        *,
+        now: datetime,
+        admit: Callable[[str], bool] | None,
+    ) -> _Prepared:
         prepared = _Prepared()
         async with self._sessions.begin() as session:
             rows = await repo.load_for_attempt(session, delivery_ids=delivery_ids)
@@ -243,6 +268,8 @@ class DeliveryService:
                     or row.endpoint.deleted_at is not None
                 ):
                     inactive.append(delivery.id)
+                elif admit is not None and not admit(row.endpoint.id):
+                    prepared.busy.append((delivery.id, row.endpoint.id))
                 else:
                     try:
                         go.append(self._plan(row, now=now))
@@ -660,12 +687,14 @@ class _Prepared:
     """What preparing claims decided: attempts to send, and what the queue must hear."""
 
     planned: list[PlannedAttempt] = field(default_factory=list)
+    busy: list[tuple[str, str]] = field(default_factory=list)
     complete: list[str] = field(default_factory=list)
     reschedule: list[tuple[str, datetime]] = field(default_factory=list)
     dead: dict[str, str] = field(default_factory=dict)
 
     def merge(self, other: _Prepared) -> None:
         self.planned.extend(other.planned)
+        self.busy.extend(other.busy)
         self.complete.extend(other.complete)
         self.reschedule.extend(other.reschedule)
         self.dead.update(other.dead)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Final
 
@@ -53,6 +53,10 @@ millisecond are claimed ten milliseconds' worth at a time, not one by one."""
 BUSY_POLL_S: Final = 0.05
 """Longest wait after a claim that found work: under a steady stream of publishes a delivery
 waits this long at most before it is claimed (a poll interval would add up to a second)."""
+MAX_DEFER_S: Final = 60.0
+"""Longest a claim turned away for a busy endpoint is put back for."""
+SEND_TIMES_MAX: Final = 10_000
+"""Most endpoints whose typical send time a worker remembers."""
 SETTLE_CONCURRENCY: Final = 2
 """Settles of ``run()`` in flight at once on PostgreSQL (each in its own transaction): one is
 written while the next wave gathers; more would only make the waves smaller."""
@@ -85,7 +89,9 @@ class RetryWorker:
         self._min_claim = max(1, min(batch_size, concurrency) // 2)
         """While sends are in flight, claim no fewer than this: a batch costs its two
         transactions whatever its size, so slots freed one by one are claimed together."""
-        self._endpoint_concurrency = endpoint_concurrency
+        self._endpoint_cap = endpoint_concurrency
+        self._send_time_s: dict[str, float] = {}
+        """A moving average of each endpoint's send time: when its turned-away claims are due."""
         self._lease_s = lease_s
         self._poll_interval_s = poll_interval_s
         self._shutdown_grace_s = shutdown_grace_s
@@ -142,6 +148,8 @@ class RetryWorker:
                 task.cancel()
             await asyncio.wait(sends)  # let them unwind (their done callbacks free the slots)
         results = [task.result() for task in sends]  # send() never raises
+        for result in results:
+            self._observe_send_time(result)
         await self._settle(results)
         return len(results)
 
@@ -240,28 +248,68 @@ class RetryWorker:
     ) -> list[tuple[PlannedAttempt, asyncio.Task[AttemptResult]]]:
         """Prepare claimed deliveries and start the sends of those that may go now; every
         other claim is given up here (stale, dead-lettered, released for a busy endpoint)."""
+        taken: Counter[str] = Counter()
+
+        def admit(endpoint_id: str) -> bool:
+            if self._endpoint_in_flight[endpoint_id] + taken[endpoint_id] >= self._endpoint_cap:
+                return False
+            taken[endpoint_id] += 1
+            return True
+
         try:
-            planned = await self._delivery.prepare(ids)
+            planned, turned_away = await self._delivery.prepare_admitted(ids, admit=admit)
         except Exception as exc:
             # The database or queue failed: the leases expire and the sweeper makes these
             # deliveries due again; nothing is lost, at worst attempted twice.
-            log.error("worker.batch_failed", error=str(exc), deliveries=len(ids), exc_info=True)
+            log.error("worker.batch_failed", error=f"{exc}", deliveries=len(ids), exc_info=True)
             self._give_up(ids)
             return []
-        planned_ids = {p.delivery_id for p in planned}
-        self._give_up([i for i in ids if i not in planned_ids])
-        go, busy = self._apply_endpoint_caps(planned)
+        # Sends started by other batches while this one was prepared may have filled a slot
+        # admitted above: check again, now, with no await before the sends start.
+        go, over = self._apply_endpoint_caps(planned)
+        busy = [*turned_away, *((p.delivery_id, p.endpoint_id) for p in over)]
+        settled_here = {p.delivery_id for p in go}.union(b for b, _ in busy)
+        self._give_up([i for i in ids if i not in settled_here])
         if busy:
-            busy_ids = [p.delivery_id for p in busy]
-            try:
-                await self._queue.release(
-                    busy_ids,
-                    due_at=self._clock.now() + timedelta(seconds=self._poll_interval_s),
-                )
-            except Exception as exc:  # their leases expire; the sweeper makes them due again
-                log.error("worker.release_failed", error=f"{type(exc).__name__}: {exc}")
-            self._give_up(busy_ids)
+            await self._defer(busy)
         return [(p, self._start_send(p)) for p in go]
+
+    async def _defer(self, busy: Sequence[tuple[str, str]]) -> None:
+        """Put back claims whose endpoint has no free slot, spread over when its slots should
+        free: the k-th waiting delivery of an endpoint is due after ``k // cap + 1`` of its
+        typical send times (between ``MIN_IDLE_WAIT_S`` and ``MAX_DEFER_S``). A fast endpoint's
+        backlog comes back just as its slots free; a timing-out one's is claimed again only a
+        few at a time, instead of being claimed, turned away and put back over and over."""
+        now = self._clock.now()
+        position: Counter[str] = Counter()
+        items: list[tuple[str, datetime]] = []
+        for delivery_id, endpoint_id in busy:
+            turn = position[endpoint_id] // self._endpoint_cap + 1
+            position[endpoint_id] += 1
+            wait_s = turn * self._send_time_s.get(endpoint_id, BUSY_POLL_S)
+            items.append(
+                (
+                    delivery_id,
+                    now + timedelta(seconds=min(MAX_DEFER_S, max(MIN_IDLE_WAIT_S, wait_s))),
+                )
+            )
+        try:
+            await self._queue.schedule_many(items)
+        except Exception as exc:  # their leases expire; the sweeper makes them due again
+            log.error("worker.release_failed", error=f"{type(exc).__name__}: {exc}")
+        self._give_up([delivery_id for delivery_id, _ in busy])
+
+    def _observe_send_time(self, result: AttemptResult) -> None:
+        """Fold one send's duration into its endpoint's typical send time (a moving average;
+        the memory is bounded by ``SEND_TIMES_MAX`` endpoints)."""
+        endpoint_id = result.planned.endpoint_id
+        seconds = result.result.duration_ms / 1000
+        previous = self._send_time_s.get(endpoint_id)
+        if previous is None and len(self._send_time_s) >= SEND_TIMES_MAX:
+            self._send_time_s.clear()
+        self._send_time_s[endpoint_id] = (
+            seconds if previous is None else previous + (seconds - previous) / 8
+        )
 
     async def _launch_into_pipeline(self, ids: Sequence[str]) -> None:
         for planned, task in await self._launch(ids):
@@ -284,7 +332,9 @@ class RetryWorker:
             )
             self._forget([planned.delivery_id])
             return
-        self._answered.append(task.result())
+        answer = task.result()
+        self._observe_send_time(answer)
+        self._answered.append(answer)
         self._answer_arrived.set()
 
     def _start_send(self, planned: PlannedAttempt) -> asyncio.Task[AttemptResult]:
@@ -368,7 +418,7 @@ class RetryWorker:
         taken: Counter[str] = Counter()
         for attempt in planned:
             in_flight = self._endpoint_in_flight[attempt.endpoint_id] + taken[attempt.endpoint_id]
-            if in_flight >= self._endpoint_concurrency:
+            if in_flight >= self._endpoint_cap:
                 busy.append(attempt)
             else:
                 taken[attempt.endpoint_id] += 1

@@ -22,7 +22,8 @@ async def test_an_endpoint_at_its_cap_gets_its_extra_deliveries_back_later(
     ids = [(await harness.publish()).deliveries[0].id for _ in range(5)]
     worker = harness.worker(endpoint_concurrency=2)
 
-    # When one batch runs, two are attempted and three are released for a second later
+    # When one batch runs, two are attempted and three are put back (for when a slot should be
+    # free: here at once, the endpoint's sends take no time on this clock)
     assert await worker.run_once() == 2
     assert worker.claimed == 0
     assert await worker.run_once() == 0
@@ -229,3 +230,54 @@ async def test_an_idle_worker_waits_until_the_next_delivery_falls_due(harness: H
     ]
     assert await worker._idle_wait_s() == 30
     assert await worker._idle_wait_s(found_work=True) == BUSY_POLL_S
+
+
+async def test_claims_an_endpoint_has_no_slot_for_come_back_spread_over_its_send_time(
+    harness: Harness,
+) -> None:
+    # Given five claimed deliveries to one endpoint with two slots, whose sends take 2 s
+    endpoint_id = await harness.add_endpoint()
+    ids = [(await harness.publish(payload={"n": n})).deliveries[0].id for n in range(5)]
+    worker = harness.worker(endpoint_concurrency=2)
+    assert sorted(await worker._claim(10)) == sorted(ids)
+    worker._send_time_s[endpoint_id] = 2.0
+
+    # When the worker puts them back because the endpoint is busy
+    await worker._defer([(delivery_id, endpoint_id) for delivery_id in ids])
+
+    # Then they are no longer claimed, and fall due two at a time, one send time apart
+    assert worker.claimed == 0
+    queue, start = harness.runtime.queue, harness.clock.now()
+
+    async def due_at(seconds: float) -> list[str]:
+        return await queue.get_due_retries(
+            now=start + timedelta(seconds=seconds), limit=10, lease_s=60
+        )
+
+    assert await due_at(1.9) == []
+    assert sorted(await due_at(2.0)) == sorted(ids[:2])
+    assert await due_at(3.9) == []
+    assert sorted(await due_at(4.0)) == sorted(ids[2:4])
+    assert await due_at(6.0) == ids[4:]
+
+
+async def test_a_busy_endpoints_claims_are_put_back_untouched(harness: Harness) -> None:
+    # Given three deliveries to an endpoint with one slot, already taken by a send in flight
+    endpoint_id = await harness.add_endpoint()
+    ids = [(await harness.publish(payload={"n": n})).deliveries[0].id for n in range(3)]
+    worker = harness.worker(endpoint_concurrency=1)
+    worker._endpoint_in_flight[endpoint_id] = 1
+    before = {i: await harness.delivery(i) for i in ids}
+
+    # When a batch holding them is launched
+    assert await worker._launch(await worker._claim(10)) == []
+
+    # Then none was marked delivering or changed at all: they wait in the queue as they were
+    for delivery_id in ids:
+        after = await harness.delivery(delivery_id)
+        assert (after.state, after.version) == (
+            before[delivery_id].state,
+            before[delivery_id].version,
+        )
+    assert worker.claimed == 0
+    assert harness.receiver.requests == []
