@@ -333,9 +333,12 @@ class RetryWorker:
             self._forget([planned.delivery_id])
             return
         answer = task.result()
-        self._observe_send_time(answer)
         self._answered.append(answer)
         self._answer_arrived.set()
+        try:  # a bug here must not keep the answer from its settle (it would wait forever)
+            self._observe_send_time(answer)
+        except Exception as exc:
+            log.error("worker.observe_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
 
     def _start_send(self, planned: PlannedAttempt) -> asyncio.Task[AttemptResult]:
         """Send in a task that holds one send slot and one of its endpoint's slots until it

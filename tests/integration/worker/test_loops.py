@@ -234,3 +234,39 @@ async def test_a_stopped_worker_waits_for_its_lease_extension_to_unwind(
     # for the runtime's close (or the event loop's) to find still running
     assert unwound == [True]
     assert not [task for task in asyncio.all_tasks() if task.get_name() == "lease-extender"]
+
+
+async def test_an_answer_is_settled_even_when_noting_its_send_time_fails(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker whose bookkeeping of send times has a bug
+    await harness.add_endpoint()
+    [delivery] = (await harness.publish()).deliveries
+    worker = RetryWorker.from_runtime(harness.runtime)
+
+    def broken(_answer: object) -> None:
+        raise RuntimeError("bookkeeping bug")
+
+    monkeypatch.setattr(worker, "_observe_send_time", broken)
+    stop = asyncio.Event()
+    settled: list[str] = []
+
+    async def succeeded() -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        try:
+            while (await harness.delivery(delivery.id)).state != "succeeded":
+                assert time.monotonic() < deadline, "the delivery was never settled"
+                await asyncio.sleep(0.01)
+            settled.append(delivery.id)
+        finally:
+            stop.set()
+
+    # When the production loop sends it
+    with capture_logs() as logs:
+        await asyncio.gather(worker.run(stop), succeeded())
+
+    # Then its outcome was still recorded, and the bug logged with its traceback
+    assert settled == [delivery.id]
+    failures = [e for e in logs if e["event"] == "worker.observe_failed"]
+    assert failures
+    assert all(f["exc_info"] for f in failures)
