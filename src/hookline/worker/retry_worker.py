@@ -26,7 +26,7 @@ with deliveries that wait for it and starve the rest.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -91,6 +91,11 @@ class RetryWorker:
         transactions whatever its size, so slots freed one by one are claimed together."""
         self._endpoint_cap = endpoint_concurrency
         self._send_time_s: dict[str, float] = {}
+        self._waiting: dict[str, deque[PlannedAttempt]] = {}
+        """Prepared deliveries waiting for a slot of their endpoint (``run()`` only)."""
+        self._wait_room = 0
+        """How many may wait per endpoint: a cap's worth while ``run()`` works, else none (a
+        delivery with no slot goes back to the queue)."""
         """A moving average of each endpoint's send time: when its turned-away claims are due."""
         self._lease_s = lease_s
         self._poll_interval_s = poll_interval_s
@@ -168,6 +173,7 @@ class RetryWorker:
         extender = asyncio.create_task(self._extend_leases(stop), name="lease-extender")
         stop_settling = asyncio.Event()
         settler = asyncio.create_task(self._run_settler(stop_settling), name="settler")
+        self._wait_room = self._endpoint_cap
         self._loops.starting(LOOP_NAME)
         log.info("worker.started", concurrency=self._concurrency, batch_size=self._batch_size)
         try:
@@ -249,9 +255,10 @@ class RetryWorker:
         """Prepare claimed deliveries and start the sends of those that may go now; every
         other claim is given up here (stale, dead-lettered, released for a busy endpoint)."""
         taken: Counter[str] = Counter()
+        room = self._endpoint_cap + self._wait_room
 
         def admit(endpoint_id: str) -> bool:
-            if self._endpoint_in_flight[endpoint_id] + taken[endpoint_id] >= self._endpoint_cap:
+            if self._endpoint_load(endpoint_id) + taken[endpoint_id] >= room:
                 return False
             taken[endpoint_id] += 1
             return True
@@ -265,11 +272,18 @@ class RetryWorker:
             self._give_up(ids)
             return []
         # Sends started by other batches while this one was prepared may have filled a slot
-        # admitted above: check again, now, with no await before the sends start.
+        # admitted above: check again, now, with no await before the sends start. What has no
+        # slot waits for one here (run(): up to a cap's worth per endpoint), or goes back.
         go, over = self._apply_endpoint_caps(planned)
-        busy = [*turned_away, *((p.delivery_id, p.endpoint_id) for p in over)]
-        settled_here = {p.delivery_id for p in go}.union(b for b, _ in busy)
-        self._give_up([i for i in ids if i not in settled_here])
+        busy = list(turned_away)
+        for attempt in over:
+            waiting = self._waiting.get(attempt.endpoint_id)
+            if self._wait_room and (waiting is None or len(waiting) < self._wait_room):
+                self._waiting.setdefault(attempt.endpoint_id, deque()).append(attempt)
+            else:
+                busy.append((attempt.delivery_id, attempt.endpoint_id))
+        kept = {p.delivery_id for p in planned}.difference(b for b, _ in busy)
+        self._give_up([i for i in ids if i not in kept])
         if busy:
             await self._defer(busy)
         return [(p, self._start_send(p)) for p in go]
@@ -356,6 +370,23 @@ class RetryWorker:
         if self._endpoint_in_flight[endpoint_id] <= 0:
             del self._endpoint_in_flight[endpoint_id]
         self._capacity_freed.set()
+        waiting = self._waiting.get(endpoint_id)
+        if waiting and self._wait_room:
+            self._start_waiting(waiting.popleft())
+        if waiting is not None and not waiting:
+            del self._waiting[endpoint_id]
+
+    def _start_waiting(self, planned: PlannedAttempt) -> None:
+        """Start a prepared delivery that waited here for its endpoint's slot (``run()``)."""
+        # (It has counted in ``_sending`` since its claim; ``_free_slots`` counts it out.)
+        task = self._start_send(planned)
+        self._sends.add(task)
+        task.add_done_callback(partial(self._on_answer, planned))
+
+    def _endpoint_load(self, endpoint_id: str) -> int:
+        """Sends in flight to the endpoint, and prepared deliveries waiting for its slots."""
+        waiting = self._waiting.get(endpoint_id)
+        return self._endpoint_in_flight[endpoint_id] + (len(waiting) if waiting else 0)
 
     @property
     def endpoints_in_flight(self) -> dict[str, int]:
@@ -461,6 +492,7 @@ class RetryWorker:
     async def _finish_sends(self) -> None:
         """Give the batches being prepared, then the sends they started, ``shutdown_grace_s``
         in all to finish; cancel the rest (their claims are released)."""
+        self._wait_room = 0  # what waits for a slot now is released, not started
         if not (self._batches or self._sends):
             return
         log.info("worker.stopping", in_flight=self._sending, grace_s=self._shutdown_grace_s)

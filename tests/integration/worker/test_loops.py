@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from structlog.testing import capture_logs
 
 from hookline import cli
 from hookline.api.app import create_app
+from hookline.clock import ManualClock
 from hookline.service.health import LoopState
 from hookline.settings import Settings
 from hookline.worker.retry_worker import RetryWorker
@@ -34,6 +36,22 @@ async def _until(condition: Callable[[], bool], stop: asyncio.Event) -> None:
             await asyncio.sleep(0.005)
     finally:
         stop.set()
+
+
+class _StillClock:
+    """``now()`` of a ``ManualClock`` that nobody moves; ``sleep`` waits a little real time."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(min(seconds, 0.01))
 
 
 def _flaky(errors: list[BaseException], real: Callable[..., Any]) -> Callable[..., Any]:
@@ -270,3 +288,59 @@ async def test_an_answer_is_settled_even_when_noting_its_send_time_fails(
     failures = [e for e in logs if e["event"] == "worker.observe_failed"]
     assert failures
     assert all(f["exc_info"] for f in failures)
+
+
+async def test_deliveries_over_an_endpoints_cap_wait_in_the_worker_not_the_queue(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given four deliveries to one endpoint whose cap is two, and a worker on a clock that
+    # stands still (its sleeps are short real ones: on a ManualClock every idle sleep would
+    # move time on until leases expire and claims are taken again)
+    await harness.add_endpoint()
+    ids = [(await harness.publish(payload={"n": n})).deliveries[0].id for n in range(4)]
+    worker = RetryWorker(
+        delivery=harness.runtime.delivery,
+        queue=harness.runtime.queue,
+        clock=_StillClock(harness.clock),
+        batch_size=10,
+        concurrency=10,
+        endpoint_concurrency=2,
+        lease_s=60,
+        poll_interval_s=1,
+        shutdown_grace_s=5,
+    )
+    in_flight, most = 0, 0
+    real_send = harness.runtime.delivery.send
+
+    async def counting_send(planned: Any) -> Any:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await real_send(planned)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(harness.runtime.delivery, "send", counting_send)
+    put_back: list[Any] = []
+    real_schedule = harness.runtime.queue.schedule_many
+
+    async def recording_schedule(items: Any) -> None:
+        put_back.extend(items)
+        await real_schedule(items)
+
+    monkeypatch.setattr(harness.runtime.queue, "schedule_many", recording_schedule)
+
+    # When the production loop runs until all four have arrived
+    stop = asyncio.Event()
+    await asyncio.gather(
+        worker.run(stop), _until(lambda: len(harness.receiver.requests) >= 4, stop)
+    )
+
+    # Then never more than two were in flight, the two over the cap waited in the worker
+    # (none went back to the queue), and every one succeeded once
+    assert most == 2
+    assert put_back == []
+    assert len(harness.receiver.requests) == 4
+    assert {(await harness.delivery(i)).state for i in ids} == {"succeeded"}
+    assert worker.claimed == 0
