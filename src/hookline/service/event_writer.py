@@ -56,7 +56,7 @@ from hookline.domain.states import DeliveryState
 from hookline.errors import Conflict, HooklineError, Unavailable
 from hookline.observability.logging import get_logger
 from hookline.queue.base import DelayedQueue
-from hookline.storage.db import begin_write, is_outage, is_sqlite
+from hookline.storage.db import begin_write, is_conflict, is_outage, is_sqlite
 from hookline.storage.repositories import events as repo
 
 log = get_logger("hookline.events")
@@ -72,6 +72,8 @@ PENDING_MAX_BYTES: Final = 32 * 1024 * 1024
 GROUPS_IN_FLIGHT: Final = 2
 """Groups written at once where the database takes concurrent writers (PostgreSQL): one commits
 while the next one's statements are on their way, so the writer does not idle on round trips."""
+CONFLICT_RETRY_DELAYS_S: Final = (0.01, 0.05, 0.2)
+"""Pauses before a group rolled back by a conflict (a deadlock victim) is written again."""
 WRITER_BACKOFF_S: Final = 0.05
 """First pause after the writer itself failed (a bug, not a database error); doubles."""
 WRITER_BACKOFF_MAX_S: Final = 5.0
@@ -264,7 +266,7 @@ class EventWriter:
         now = self._clock.now()
         outcomes: Sequence[_Outcome]
         try:
-            outcomes = await self._commit_group(group, now)
+            outcomes = await self._commit_retrying_conflicts(group, now)
             self.groups_written += 1
         except Exception as exc:
             if is_outage(exc):
@@ -286,6 +288,22 @@ class EventWriter:
         await self._enqueue(created)
         for item, outcome in zip(group, outcomes, strict=True):
             _answer(item, outcome)
+
+    async def _commit_retrying_conflicts(
+        self, group: list[PendingEvent], now: datetime
+    ) -> list[_Outcome]:
+        """``_commit_group``, run again when the database rolled it back to break a conflict
+        with another transaction (a deadlock victim): it wrote nothing, and a second try is
+        expected to go through, so its publishers are not answered 503 for it."""
+        for delay_s in (*CONFLICT_RETRY_DELAYS_S, None):
+            try:
+                return await self._commit_group(group, now)
+            except Exception as exc:
+                if delay_s is None or not is_conflict(exc):
+                    raise
+                log.info("events.group_conflict_retry", events=len(group), retry_in_s=delay_s)
+                await self._clock.sleep(delay_s)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _commit_group(self, group: list[PendingEvent], now: datetime) -> list[_Outcome]:
         """Write ``group`` at once (one transaction; on PostgreSQL one statement); the outcome

@@ -145,6 +145,26 @@ connection exception, transaction rollback (deadlock, serialization failure: try
 insufficient resources, operator intervention (restart, shutdown), system error."""
 
 
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (or one it was raised from) is a transaction the database rolled back
+    to settle a conflict with another (SQLSTATE class 40: a deadlock victim, a serialization
+    failure): running the same transaction again is expected to succeed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("40"):
+            return True
+        orig = getattr(current, "orig", None)
+        current = (
+            current.__cause__
+            or current.__context__
+            or (orig if isinstance(orig, BaseException) else None)
+        )
+    return False
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it was raised from) means the database or the queue is
     unreachable or restarting, rather than that this statement or this row is wrong.

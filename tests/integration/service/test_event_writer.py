@@ -17,6 +17,7 @@ from typing import Any, Final, cast
 import httpx
 import pytest
 from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
@@ -365,6 +366,35 @@ async def test_an_outage_in_the_middle_of_a_group_fails_all_and_writes_nothing(
     # And once the database is back, publishing works again
     assert (await harness.publish()).created
     assert await rows(harness) == (1, 1)
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what asyncpg's DeadlockDetectedError carries
+
+
+async def test_a_group_chosen_as_a_deadlock_victim_is_written_again_not_refused(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a database that rolls the group back twice to break a deadlock (as it did when a
+    # worker's settle held an endpoint row the group's foreign keys needed)
+    await harness.add_endpoint()
+    original = EventWriter._commit_group
+    victims = [_Deadlock("deadlock detected"), _Deadlock("deadlock detected")]
+
+    async def deadlocking(self: EventWriter, group: list[Any], now: datetime) -> Any:
+        if victims:
+            raise DBAPIError("WITH ... INSERT INTO events", {}, victims.pop())
+        return await original(self, group, now)
+
+    monkeypatch.setattr(EventWriter, "_commit_group", deadlocking)
+
+    # When three events are published at once
+    results = await gather_outcomes([harness.publish(payload={"n": n}) for n in range(3)])
+
+    # Then every one was created (no 503), once
+    assert all(isinstance(r, PublishResult) and r.created for r in results), results
+    assert victims == []
+    assert await rows(harness) == (3, 3)
 
 
 async def test_the_writer_survives_its_own_bug_and_backs_off(

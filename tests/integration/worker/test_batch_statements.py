@@ -3,14 +3,17 @@ and the set-based outcome update still checks each row's ``version`` on its own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, update
 
 from hookline.storage.models import Delivery
+from hookline.storage.repositories import deliveries as deliveries_repo
 from tests.integration.conftest import Harness
 
 
@@ -124,3 +127,22 @@ async def test_outcome_values_survive_the_set_based_update(harness: Harness) -> 
     assert done.completed_at == harness.clock.now()
     endpoint = await harness.endpoint(done.endpoint_id)
     assert (endpoint.failing_since, endpoint.last_success_at) == (None, done.completed_at)
+
+
+@pytest.mark.parametrize("deployment", ["postgres+redis"], indirect=True)
+async def test_a_settle_holding_endpoint_rows_does_not_hold_up_a_publish(
+    harness: Harness,
+) -> None:
+    # Given a settle in progress that has locked its endpoint's row (to fold in its health)
+    endpoint_id = await harness.add_endpoint()
+    async with harness.runtime.engine.connect() as settle, settle.begin():
+        await settle.execute(deliveries_repo._LOCK_ENDPOINTS[True], {"ids": [endpoint_id]})
+
+        # When an event for that endpoint is published meanwhile (its delivery row's foreign
+        # key needs a share lock on the same endpoint row)
+        published = await asyncio.wait_for(harness.publish(), timeout=20)
+
+    # Then the publish did not wait for the settle (a FOR UPDATE lock made it wait, and
+    # deadlock against settles under load)
+    assert published.created
+    assert [d.endpoint_id for d in published.deliveries] == [endpoint_id]

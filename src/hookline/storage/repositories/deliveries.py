@@ -522,7 +522,7 @@ _LOCK_ENDPOINTS: Final = {
     postgresql: select(_E.c.id)
     .where(_ids_in(_E.c.id, postgresql=postgresql))
     .order_by(_E.c.id)
-    .with_for_update()
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: an insert's FK check does not wait
     for postgresql in (True, False)
 }
 _HEALTH_POSTGRESQL: Final = text(
