@@ -15,14 +15,12 @@ from typing import Any, Final, cast
 
 import orjson
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Select,
     String,
     Table,
     Update,
     and_,
-    any_,
     bindparam,
     delete,
     exists,
@@ -39,6 +37,7 @@ from hookline.domain.states import CLAIMABLE_STATES as _CLAIMABLE
 from hookline.domain.states import QUEUED_STATES as _QUEUED
 from hookline.domain.states import DeliveryState, EndpointStatus, values
 from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint, Event
+from hookline.storage.repositories._sql import one_of
 from hookline.storage.types import UtcDateTime
 
 QUEUED_STATES = values(_QUEUED)
@@ -93,15 +92,6 @@ _EV: Final = cast(Table, Event.__table__)
 _A: Final = cast(Table, DeliveryAttempt.__table__)
 
 
-def _ids_in(column: ColumnElement[str], *, postgresql: bool) -> ColumnElement[bool]:
-    """``column`` is one of the ``ids`` parameter: ``= ANY(array)`` on PostgreSQL, whose SQL
-    text is the same for any number of ids (one server-side prepared statement, not one per
-    batch size as an expanded ``IN`` list would need); an expanding ``IN`` elsewhere."""
-    if postgresql:
-        return column == any_(bindparam("ids", type_=ARRAY(String)))
-    return column.in_(bindparam("ids", expanding=True))
-
-
 def _load_for_attempt(*, postgresql: bool) -> Select[Any]:
     return (
         select(
@@ -125,7 +115,7 @@ def _load_for_attempt(*, postgresql: bool) -> Select[Any]:
         )
         .join_from(_D, _EV, _EV.c.id == _D.c.event_id)
         .join(_E, _E.c.id == _D.c.endpoint_id)
-        .where(_ids_in(_D.c.id, postgresql=postgresql))
+        .where(one_of(_D.c.id, postgresql=postgresql))
         .order_by(_D.c.id)
     )
 
@@ -162,7 +152,7 @@ def _mark_delivering(*, postgresql: bool) -> Update:
     return (
         update(_D)
         .where(
-            _ids_in(_D.c.id, postgresql=postgresql),
+            one_of(_D.c.id, postgresql=postgresql),
             _D.c.state.in_(CLAIMABLE_STATES),
             _D.c.next_attempt_at <= bindparam("now", type_=UtcDateTime),
         )
@@ -520,7 +510,7 @@ class EndpointResults:
 
 _LOCK_ENDPOINTS: Final = {
     postgresql: select(_E.c.id)
-    .where(_ids_in(_E.c.id, postgresql=postgresql))
+    .where(one_of(_E.c.id, postgresql=postgresql))
     .order_by(_E.c.id)
     .with_for_update(key_share=True)  # FOR NO KEY UPDATE: an insert's FK check does not wait
     for postgresql in (True, False)

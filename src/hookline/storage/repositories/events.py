@@ -14,12 +14,10 @@ from datetime import datetime
 from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import (
-    ColumnElement,
     Integer,
     String,
     Table,
     Text,
-    any_,
     bindparam,
     func,
     insert,
@@ -32,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from hookline.domain.event_types import subscribed
 from hookline.domain.states import EndpointStatus
 from hookline.storage.models import Delivery, Endpoint, Event
+from hookline.storage.repositories._sql import one_of
 from hookline.storage.types import UtcDateTime
 
 
@@ -153,7 +152,12 @@ async def find_by_idempotency_keys(
         return {}
     events = await connection.execute(
         select(*_EVENT_COLUMNS).where(
-            _one_of(connection, _EVENTS.c.idempotency_key, list(idempotency_keys))
+            one_of(
+                _EVENTS.c.idempotency_key,
+                postgresql=connection.dialect.name == "postgresql",
+                name="values",
+                values=list(idempotency_keys),
+            )
         )
     )
     by_id: dict[str, StoredEvent] = {row.id: (EventRow(*row), []) for row in events}
@@ -161,7 +165,14 @@ async def find_by_idempotency_keys(
         return {}
     deliveries = await connection.execute(
         select(*_DELIVERY_COLUMNS)
-        .where(_one_of(connection, _DELIVERIES.c.event_id, list(by_id)))
+        .where(
+            one_of(
+                _DELIVERIES.c.event_id,
+                postgresql=connection.dialect.name == "postgresql",
+                name="values",
+                values=list(by_id),
+            )
+        )
         .order_by(_DELIVERIES.c.id)
     )
     for row in deliveries:
@@ -171,17 +182,6 @@ async def find_by_idempotency_keys(
         for event, found in by_id.values()
         if event.idempotency_key
     }
-
-
-def _one_of(
-    connection: AsyncConnection, column: ColumnElement[str], values: list[str]
-) -> ColumnElement[bool]:
-    """``column`` is one of ``values``. PostgreSQL: ``= ANY(array)``, one prepared statement
-    whatever the number of values (an ``IN`` list would be a new statement, and a new prepare
-    round trip, for each length); elsewhere ``IN``."""
-    if connection.dialect.name == "postgresql":
-        return column == any_(bindparam("values", values, type_=ARRAY(String)))
-    return column.in_(values)
 
 
 async def active_subscriptions(connection: AsyncConnection) -> list[tuple[str, list[str]]]:
