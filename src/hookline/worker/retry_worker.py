@@ -394,7 +394,8 @@ class RetryWorker:
         return dict(self._endpoint_in_flight)
 
     async def _run_settler(self, stop_settling: asyncio.Event) -> None:
-        self._loops.starting(SETTLER_LOOP_NAME)
+        # Running from the start: its first pass waits for an answer, for as long as it takes.
+        self._loops.running(SETTLER_LOOP_NAME)
         try:
             await run_passes(
                 lambda: self._settle_pass(stop_settling),

@@ -344,3 +344,18 @@ async def test_deliveries_over_an_endpoints_cap_wait_in_the_worker_not_the_queue
     assert len(harness.receiver.requests) == 4
     assert {(await harness.delivery(i)).state for i in ids} == {"succeeded"}
     assert worker.claimed == 0
+
+
+async def test_an_idle_worker_reports_its_settler_running(harness: Harness) -> None:
+    # Given the production loop of a worker with nothing to do
+    worker = RetryWorker.from_runtime(harness.runtime)
+    loops = harness.runtime.loops
+    stop = asyncio.Event()
+
+    # When it has started, Then /readyz's loops say the claim loop and the settler run (the
+    # settler waits for answers, which is not "starting" for ever)
+    await asyncio.gather(
+        worker.run(stop),
+        _until(lambda: loops.states.get("settler") is LoopState.RUNNING, stop),
+    )
+    assert loops.states["settler"] is LoopState.STOPPED  # after stop
