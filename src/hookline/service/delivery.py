@@ -537,13 +537,14 @@ class DeliveryService:
         outcome is committed (a rolled-back or lost settle counts nothing)."""
         planned, result = item.planned, item.result
         metrics = self._metrics
-        values: dict[str, Any] = {}
+        last_error: str | None
+        next_attempt_at: datetime | None = None  # set only when retrying
         next_delay: float | None = None
         effects: list[Callable[[], None]] = []
         match outcome:
             case Delivered():
                 target = DeliveryState.SUCCEEDED
-                values["last_error"] = None
+                last_error = None
                 effects.append(metrics.delivery_total.labels("delivered").inc)
             case RetryableFailure(retry_after_s=retry_after_s):
                 engine = ExponentialBackoffEngine(planned.config, self._rng)
@@ -561,37 +562,36 @@ class DeliveryService:
                         if planned.retry_number > planned.config.max_retries
                         else "max_retry_duration"
                     )
-                    values["last_error"] = str(RetriesExhausted(planned.attempt_number, reason))
+                    last_error = str(RetriesExhausted(planned.attempt_number, reason))
                     effects.append(metrics.dead_letter_total.labels("exhausted").inc)
                 else:
                     target = DeliveryState.RETRYING
-                    values["last_error"] = _describe(result)
-                    values["next_attempt_at"] = now + timedelta(seconds=next_delay)
+                    last_error = _describe(result)
+                    next_attempt_at = now + timedelta(seconds=next_delay)
                     effects.append(metrics.retry_total.labels(_retry_reason(result)).inc)
                     effects.append(partial(metrics.retry_delay_seconds.observe, next_delay))
             case PermanentFailure():
                 target = DeliveryState.FAILED
-                values["last_error"] = str(PermanentFailureError(_describe(result)))
+                last_error = str(PermanentFailureError(_describe(result)))
                 effects.append(metrics.delivery_total.labels("permanent").inc)
                 effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
                 effects.append(metrics.dead_letter_total.labels("permanent").inc)
             case EndpointGone(reason=reason):
                 target = DeliveryState.FAILED
-                values["last_error"] = f"endpoint answered {result.status_code}: {reason.value}"
+                last_error = f"endpoint answered {result.status_code}: {reason.value}"
                 effects.append(metrics.delivery_total.labels("gone").inc)
                 effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
                 effects.append(metrics.dead_letter_total.labels("endpoint_gone").inc)
         state = transition(DeliveryState.DELIVERING, target).value
-        retrying = target is DeliveryState.RETRYING
         settled = repo.SettledOutcome(
             delivery_id=planned.delivery_id,
             version=planned.version,
             state=state,
             attempt_number=planned.attempt_number,
             last_status_code=result.status_code,
-            last_error=storable_text(values["last_error"], max_chars=MAX_ERROR_CHARS),
-            next_attempt_at=values["next_attempt_at"] if retrying else None,
-            completed_at=None if retrying else now,
+            last_error=storable_text(last_error, max_chars=MAX_ERROR_CHARS),
+            next_attempt_at=next_attempt_at,
+            completed_at=None if target is DeliveryState.RETRYING else now,
         )
         effects.append(
             partial(

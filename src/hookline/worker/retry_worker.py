@@ -91,12 +91,12 @@ class RetryWorker:
         transactions whatever its size, so slots freed one by one are claimed together."""
         self._endpoint_cap = endpoint_concurrency
         self._send_time_s: dict[str, float] = {}
+        """A moving average of each endpoint's send time: when its turned-away claims are due."""
         self._waiting: dict[str, deque[PlannedAttempt]] = {}
         """Prepared deliveries waiting for a slot of their endpoint (``run()`` only)."""
         self._wait_room = 0
         """How many may wait per endpoint: a cap's worth while ``run()`` works, else none (a
         delivery with no slot goes back to the queue)."""
-        """A moving average of each endpoint's send time: when its turned-away claims are due."""
         self._lease_s = lease_s
         self._poll_interval_s = poll_interval_s
         self._shutdown_grace_s = shutdown_grace_s
@@ -327,8 +327,12 @@ class RetryWorker:
 
     async def _launch_into_pipeline(self, ids: Sequence[str]) -> None:
         for planned, task in await self._launch(ids):
-            self._sends.add(task)
-            task.add_done_callback(partial(self._on_answer, planned))
+            self._into_pipeline(planned, task)
+
+    def _into_pipeline(self, planned: PlannedAttempt, task: asyncio.Task[AttemptResult]) -> None:
+        """A send of ``run()``: shutdown waits for it; its answer goes to the settle queue."""
+        self._sends.add(task)
+        task.add_done_callback(partial(self._on_answer, planned))
 
     def _on_answer(self, planned: PlannedAttempt, task: asyncio.Task[AttemptResult]) -> None:
         """A send of ``run()`` ended: its answer joins the settle queue (a cancelled send keeps
@@ -379,9 +383,7 @@ class RetryWorker:
     def _start_waiting(self, planned: PlannedAttempt) -> None:
         """Start a prepared delivery that waited here for its endpoint's slot (``run()``)."""
         # (It has counted in ``_sending`` since its claim; ``_free_slots`` counts it out.)
-        task = self._start_send(planned)
-        self._sends.add(task)
-        task.add_done_callback(partial(self._on_answer, planned))
+        self._into_pipeline(planned, self._start_send(planned))
 
     def _endpoint_load(self, endpoint_id: str) -> int:
         """Sends in flight to the endpoint, and prepared deliveries waiting for its slots."""
@@ -421,11 +423,15 @@ class RetryWorker:
             return
         while len(self._settles) >= self._settle_concurrency:
             await asyncio.wait(set(self._settles), return_when=asyncio.FIRST_COMPLETED)
-        wave = self._answered[: self._batch_size]
-        del self._answered[: len(wave)]
-        task = asyncio.create_task(self._settle(wave))
+        task = asyncio.create_task(self._settle(self._next_wave()))
         self._settles.add(task)
         task.add_done_callback(self._settles.discard)
+
+    def _next_wave(self) -> list[AttemptResult]:
+        """The oldest answers waiting, up to a batch, taken off the settle queue."""
+        wave = self._answered[: self._batch_size]
+        del self._answered[: len(wave)]
+        return wave
 
     async def _settle(self, results: Sequence[AttemptResult]) -> None:
         """Settle one wave; never raises, so the sends still in flight beside it go on."""
@@ -511,9 +517,7 @@ class RetryWorker:
     async def _settle_the_rest(self) -> None:
         """Settle every answer still waiting, after the settles already running."""
         while self._answered:
-            wave = self._answered[: self._batch_size]
-            del self._answered[: len(wave)]
-            await self._settle(wave)
+            await self._settle(self._next_wave())
         if self._settles:
             await asyncio.wait(set(self._settles))
 
