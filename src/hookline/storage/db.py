@@ -7,6 +7,7 @@ deployment needs on every new connection; PostgreSQL gets a sized pool with pre-
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -145,24 +146,32 @@ connection exception, transaction rollback (deadlock, serialization failure: try
 insufficient resources, operator intervention (restart, shutdown), system error."""
 
 
-def is_conflict(exc: BaseException) -> bool:
-    """Whether ``exc`` (or one it was raised from) is a transaction the database rolled back
-    to settle a conflict with another (SQLSTATE class 40: a deadlock victim, a serialization
-    failure): running the same transaction again is expected to succeed."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from (``__cause__``, ``__context__``, a
+    ``DBAPIError``'s driver exception), each once."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith("40"):
-            return True
-        orig = getattr(current, "orig", None)
+        yield current
+        orig = getattr(current, "orig", None)  # a DBAPIError's driver exception
         current = (
             current.__cause__
             or current.__context__
             or (orig if isinstance(orig, BaseException) else None)
         )
-    return False
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return sqlstate if isinstance(sqlstate, str) else None
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (or one it was raised from) is a transaction the database rolled back
+    to settle a conflict with another (SQLSTATE class 40: a deadlock victim, a serialization
+    failure): running the same transaction again is expected to succeed."""
+    return any((_sqlstate(e) or "").startswith("40") for e in _chain(exc))
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -172,28 +181,20 @@ def is_outage(exc: BaseException) -> bool:
     Outages are retried later (and answered 503 by the API); everything else is the fault of
     one request or one row and must fail alone.
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, Unavailable | OSError | TimeoutError | PoolTimeoutError):
-            return True  # OSError: refused, reset, unreachable; TimeoutError: no answer
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, OperationalError | InterfaceError):
-            return True  # SQLite "database is locked", a closed connection
-        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATE_CLASSES):
-            return True
-        if type(current).__name__ in {"InterfaceError", "ConnectionDoesNotExistError"}:
-            return True  # asyncpg's own: "connection is closed", "another operation ..."
-        orig = getattr(current, "orig", None)  # a DBAPIError's driver exception
-        current = (
-            current.__cause__
-            or current.__context__
-            or (orig if isinstance(orig, BaseException) else None)
-        )
-    return False
+    return any(_is_outage_itself(e) for e in _chain(exc))
+
+
+def _is_outage_itself(current: BaseException) -> bool:
+    if isinstance(current, Unavailable | OSError | TimeoutError | PoolTimeoutError):
+        return True  # OSError: refused, reset, unreachable; TimeoutError: no answer
+    if isinstance(current, DBAPIError) and current.connection_invalidated:
+        return True
+    if isinstance(current, OperationalError | InterfaceError):
+        return True  # SQLite "database is locked", a closed connection
+    if (_sqlstate(current) or "").startswith(OUTAGE_SQLSTATE_CLASSES):
+        return True
+    # asyncpg's own: "connection is closed", "another operation is in progress"
+    return type(current).__name__ in {"InterfaceError", "ConnectionDoesNotExistError"}
 
 
 def _redacted(url: str) -> str:
