@@ -242,9 +242,14 @@ class RetryWorker:
         return min(self._poll_interval_s, max(MIN_IDLE_WAIT_S, wait_s))
 
     async def _claim(self, limit: int) -> list[str]:
-        ids = await self._queue.get_due_retries(
+        due = await self._queue.get_due_retries(
             now=self._clock.now(), limit=limit, lease_s=self._lease_s
         )
+        # One this worker holds already came back because its lease lapsed while it was still
+        # being sent, waiting for a slot or for its settle (a lease extension that waited too
+        # long for the database): the queue's new lease is ours too; sending it again here
+        # would only deliver it twice.
+        ids = [delivery_id for delivery_id in due if delivery_id not in self._claimed]
         self._claimed.update(ids)
         self._sending += len(ids)
         return ids

@@ -281,3 +281,21 @@ async def test_a_busy_endpoints_claims_are_put_back_untouched(harness: Harness) 
         )
     assert worker.claimed == 0
     assert harness.receiver.requests == []
+
+
+async def test_a_claim_that_comes_back_to_the_worker_holding_it_is_not_sent_twice(
+    harness: Harness,
+) -> None:
+    # Given a delivery this worker has claimed and still holds (being sent, say)
+    await harness.add_endpoint()
+    [delivery] = (await harness.publish()).deliveries
+    worker = harness.worker()
+    assert await worker._claim(10) == [delivery.id]
+
+    # When its lease lapses (an extension that waited too long) and it is due again
+    harness.clock.advance(61)
+    await harness.runtime.queue.recover_expired(now=harness.clock.now())
+
+    # Then the worker's next claim does not take it again: it is still the one holding it
+    assert await worker._claim(10) == []
+    assert worker.claimed == 1
