@@ -70,6 +70,7 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     }
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE_DIR)
     env["PYTHONUNBUFFERED"] = "1"
+    env["METRICS_PORT"] = "0"  # several workers per deployment; the API's /metrics is read
     env.update(extra or {})
     return env
 

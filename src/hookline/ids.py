@@ -18,8 +18,10 @@ ENDPOINT: Final = "wh"
 EVENT: Final = "evt"
 DELIVERY: Final = "dlv"
 ATTEMPT: Final = "att"
+ALERT: Final = "alt"
+"""An alert message's ``webhook-id`` (``service.alert_webhook``): never taken for an event."""
 
-PREFIXES: Final = frozenset({ENDPOINT, EVENT, DELIVERY, ATTEMPT})
+PREFIXES: Final = frozenset({ENDPOINT, EVENT, DELIVERY, ATTEMPT, ALERT})
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH: Final = 26
 _RANDOM_BITS: Final = 80

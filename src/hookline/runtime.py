@@ -7,6 +7,7 @@ services, so tests can build a runtime on a ``ManualClock`` and real servers.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -14,15 +15,19 @@ from dataclasses import dataclass
 
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
+from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hookline import __version__
 from hookline.clock import Clock, SystemClock
+from hookline.observability.alerts import AlertDispatcher, AlertNotifier, LogNotifier
 from hookline.observability.metrics import Metrics
+from hookline.observability.tracing import Tracing, build_tracing
 from hookline.queue.base import DelayedQueue
 from hookline.queue.redis_queue import RedisQueue
 from hookline.queue.sql_queue import SqlQueue
 from hookline.sender.client import Sender
+from hookline.service.alert_webhook import WebhookNotifier
 from hookline.service.dead_letters import DeadLetterService
 from hookline.service.delivery import DeliveryService
 from hookline.service.destinations import DestinationVetter
@@ -30,6 +35,7 @@ from hookline.service.endpoints import EndpointService
 from hookline.service.events import EventService
 from hookline.service.health import LoopHealth
 from hookline.service.queries import DeliveryQueries
+from hookline.service.stats import StatsRefresher
 from hookline.settings import QueueBackend, Settings
 from hookline.storage import migrate as migrations
 from hookline.storage.db import create_engine, create_session_factory
@@ -53,6 +59,9 @@ class Runtime:
     dead_letters: DeadLetterService
     delivery: DeliveryService
     loops: LoopHealth
+    stats: StatsRefresher
+    tracing: Tracing | None
+    alerts: AlertDispatcher
 
 
 def build_queue(settings: Settings, engine: AsyncEngine) -> DelayedQueue:
@@ -74,6 +83,7 @@ async def open_runtime(
     rng: random.Random | None = None,
     sender: Sender | None = None,
     resolver: AbstractResolver | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> AsyncIterator[Runtime]:
     """Build the graph for ``settings``; with ``migrate`` bring the schema to head first.
 
@@ -81,6 +91,8 @@ async def open_runtime(
     instance one with an injected resolver). The sender is started here and closed on exit.
     ``resolver`` (default: aiohttp's) answers the DNS lookups of the sender built here and of
     the URL vetting on create/PATCH; tests pass a fake one so no real name is ever looked up.
+    Tracing is on when the settings name an OTLP endpoint, or when ``span_exporter`` is given
+    (tests); its spans are flushed on exit.
     """
     clock = clock or SystemClock()
     metrics = metrics or Metrics()
@@ -89,11 +101,17 @@ async def open_runtime(
             settings.effective_database_url, pool_size=settings.database_pool_size
         )
         stack.push_async_callback(engine.dispose)
+        tracing = build_tracing(settings, exporter=span_exporter)
+        if tracing is not None:
+            stack.push_async_callback(asyncio.to_thread, tracing.shutdown)  # after the rest
+            tracing.instrument_engine(engine)
         if migrate:
             await migrations.upgrade(engine)
         sessions = create_session_factory(engine)
         queue = build_queue(settings, engine)
         stack.push_async_callback(queue.close)
+        if tracing is not None and isinstance(queue, RedisQueue):
+            tracing.instrument_redis(queue.client)
         if resolver is None:
             resolver = DefaultResolver()
             stack.push_async_callback(resolver.close)
@@ -109,6 +127,20 @@ async def open_runtime(
             )
         await sender.start()
         stack.push_async_callback(sender.close)
+        notifiers: list[AlertNotifier] = [LogNotifier()]
+        if settings.alert_webhook_url:
+            notifiers.append(
+                WebhookNotifier(
+                    sender=sender,
+                    url=settings.alert_webhook_url,
+                    secret=settings.alert_webhook_secret,
+                    clock=clock,
+                )
+            )
+        # Its run() loop is started by the CLI (a manual clock's sleeps would move tests' time).
+        alerts = AlertDispatcher(
+            clock=clock, notifiers=notifiers, min_interval_s=settings.alert_min_interval_s
+        )
         events = EventService(
             sessions=sessions,
             queue=queue,
@@ -116,6 +148,7 @@ async def open_runtime(
             metrics=metrics,
             max_payload_bytes=settings.max_payload_bytes,
             queue_max_size=settings.retry_queue_max_size,
+            tracing=tracing,
         )
         stack.push_async_callback(events.close)  # first out: its writer still needs the rest
         yield Runtime(
@@ -135,6 +168,8 @@ async def open_runtime(
                 destinations=DestinationVetter(
                     allowed_networks=settings.allowed_networks, resolver=resolver
                 ),
+                metrics=metrics,
+                alerts=alerts,
             ),
             queries=DeliveryQueries(sessions=sessions),
             events=events,
@@ -148,6 +183,17 @@ async def open_runtime(
                 failure_disable_window_s=settings.failure_disable_window_s,
                 lease_s=settings.lease_duration_s,
                 rng=rng,
+                tracing=tracing,
+                alerts=alerts,
             ),
             loops=LoopHealth(),
+            stats=StatsRefresher(
+                sessions=sessions,
+                queue=queue,
+                metrics=metrics,
+                clock=clock,
+                ttl_s=settings.metrics_cache_s,
+            ),
+            tracing=tracing,
+            alerts=alerts,
         )

@@ -15,6 +15,8 @@ from typing import Annotated, Self
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hookline.domain.signing import validate_secret
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -111,6 +113,26 @@ class Settings(BaseSettings):
     # Observability
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: LogFormat = Field(LogFormat.JSON, validation_alias=_env("LOG_FORMAT"))
+    metrics_host: str = Field("127.0.0.1", min_length=1, validation_alias=_env("METRICS_HOST"))
+    metrics_port: int = Field(9100, ge=0, le=65535, validation_alias=_env("METRICS_PORT"))
+    metrics_cache_s: float = Field(5.0, ge=0, le=300, validation_alias=_env("METRICS_CACHE"))
+    # Tracing: the standard OpenTelemetry variables. The SDK reads the rest of them itself
+    # (OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER, OTEL_RESOURCE_ATTRIBUTES, ...).
+    otel_exporter_otlp_endpoint: str = Field(
+        "", validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    otel_exporter_otlp_traces_endpoint: str = Field(
+        "", validation_alias=_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    otel_service_name: str = Field(
+        "hookline", min_length=1, validation_alias=_env("OTEL_SERVICE_NAME")
+    )
+    trace_propagation: bool = Field(True, validation_alias=_env("HOOKLINE_TRACE_PROPAGATION"))
+    alert_webhook_url: str = Field("", validation_alias=_env("ALERT_WEBHOOK_URL"))
+    alert_webhook_secret: str = Field("", validation_alias=_env("ALERT_WEBHOOK_SECRET"))
+    alert_min_interval_s: float = Field(
+        300.0, ge=0, le=86400, validation_alias=_env("ALERT_MIN_INTERVAL")
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -149,6 +171,13 @@ class Settings(BaseSettings):
             raise ValueError("HOOKLINE_QUEUE_BACKEND=redis needs REDIS_URL to be set")
         if self.delivery_connect_timeout_s > self.delivery_timeout_s:
             raise ValueError("DELIVERY_CONNECT_TIMEOUT must not exceed DELIVERY_TIMEOUT")
+        if self.alert_webhook_url and not self.alert_webhook_secret:
+            raise ValueError("ALERT_WEBHOOK_URL needs ALERT_WEBHOOK_SECRET (alerts are signed)")
+        if self.alert_webhook_secret:
+            try:
+                validate_secret(self.alert_webhook_secret)
+            except ValueError as exc:
+                raise ValueError(f"ALERT_WEBHOOK_SECRET: {exc}") from exc
         return self
 
     @property
@@ -157,6 +186,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'hookline.db').resolve()}"
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Spans are exported only when an OTLP endpoint is configured."""
+        return bool(self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint)
 
     @property
     def effective_queue_backend(self) -> QueueBackend:

@@ -70,4 +70,6 @@ def create_app(runtime: ApiRuntime) -> FastAPI:
     max_payload = runtime.settings.max_payload_bytes
     app = build_app(max_body_size=max_payload * BODY_EXPANSION + BODY_OVERHEAD_BYTES)
     app.state.runtime = runtime
+    if runtime.tracing is not None:
+        runtime.tracing.instrument_app(app)
     return app

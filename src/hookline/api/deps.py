@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hookline import ids
 from hookline.clock import Clock
 from hookline.errors import NotFound
+from hookline.observability.tracing import Tracing
 from hookline.queue.base import DelayedQueue
 from hookline.service.dead_letters import DeadLetterService
 from hookline.service.endpoints import EndpointService
 from hookline.service.events import EventService
 from hookline.service.health import LoopHealth
 from hookline.service.queries import DeliveryQueries
+from hookline.service.stats import StatsRefresher
 from hookline.settings import Settings
 
 
@@ -60,6 +62,10 @@ class ApiRuntime(Protocol):
     def dead_letters(self) -> DeadLetterService: ...
     @property
     def loops(self) -> LoopHealth: ...
+    @property
+    def stats(self) -> StatsRefresher: ...
+    @property
+    def tracing(self) -> Tracing | None: ...
 
 
 async def get_runtime(request: Request) -> ApiRuntime:

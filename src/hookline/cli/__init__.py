@@ -240,16 +240,24 @@ async def _run(
         await check_backends(runtime, migrate=migrate)
         if resolve_api_tokens is not None:
             runtime.api_tokens = resolve_api_tokens()
-        tasks: list[asyncio.Task[None]] = []
+        metrics_url = None
+        if listen is None and settings.metrics_port:  # `hookline worker`: no API port to scrape
+            metrics_url = await _serve_worker_metrics(stack, runtime)
+        # Alerts of this process (automatic disables and dead letters in a worker, manual
+        # disables in the API) go out from a loop of their own, in every mode.
+        alerts_task = asyncio.create_task(runtime.alerts.run(stop), name="alerts")
+        alerts_task.add_done_callback(loop_ended)
+        tasks: list[asyncio.Task[None]] = [alerts_task]
         if work:
             worker = RetryWorker.from_runtime(runtime)
             sweeper = Sweeper.from_runtime(runtime)
-            tasks += [
+            loops = [
                 asyncio.create_task(worker.run(stop), name="worker"),
                 asyncio.create_task(sweeper.run(stop), name="sweeper"),
             ]
-            for task in tasks:
+            for task in loops:
                 task.add_done_callback(loop_ended)
+            tasks += loops
         log.info(
             "hookline.start",
             **start_banner(
@@ -259,6 +267,7 @@ async def _run(
                 database=runtime.engine.url.get_backend_name(),
                 allow_loopback=allow_loopback,
             ),
+            metrics=metrics_url,
         )
         try:
             if listen is not None:
@@ -270,6 +279,22 @@ async def _run(
             await asyncio.gather(*tasks, return_exceptions=True)
     log.info("hookline.stopped", loops_died=died or None)
     return EXIT_LOOP_DIED if died else 0
+
+
+async def _serve_worker_metrics(stack: AsyncExitStack, runtime: Runtime) -> str:
+    """Serve the worker's ``/metrics`` on ``METRICS_HOST:METRICS_PORT`` until ``stack`` closes."""
+    from hookline.worker.metrics_server import serving_metrics
+
+    host, port = runtime.settings.metrics_host, runtime.settings.metrics_port
+    try:
+        base = await stack.enter_async_context(serving_metrics(runtime, host=host, port=port))
+    except OSError as exc:
+        raise StartupError(
+            f"METRICS_PORT: cannot listen on {host}:{port} for /metrics: {exc.strerror or exc} "
+            "(set METRICS_PORT to a free port, or 0 to serve no metrics)",
+            EXIT_PORT,
+        ) from exc
+    return f"{base}/metrics"
 
 
 def start_banner(

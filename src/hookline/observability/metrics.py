@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 _DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30)
 # Retry delays: from the 1 s minimum through the 2 h default cap and the 10 h window.
 _DELAY_BUCKETS_S = (1, 10, 60, 180, 600, 1800, 3600, 7200, 14400, 36000)
+# Attempts a delivery took: the default policy allows 1 + 5, a custom one up to 1 + 50.
+_ATTEMPT_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 51)
 
 
 class Metrics:
@@ -72,8 +74,43 @@ class Metrics:
             buckets=_DELAY_BUCKETS_S,
             registry=r,
         )
+        self.attempts_per_delivery = Histogram(
+            "webhook_delivery_attempts",
+            "Attempts a delivery took, observed when it ends (succeeded or failed).",
+            ["outcome"],
+            buckets=_ATTEMPT_BUCKETS,
+            registry=r,
+        )
+        self.retry_after_honoured_total = Counter(
+            "webhook_retry_after_honoured",
+            "Retries whose delay a subscriber's Retry-After header set (429/503 and others).",
+            registry=r,
+        )
+        # Gauges of stored state: refreshed from the database at scrape time, at most once per
+        # a few seconds (``service.stats.StatsRefresher``), so a scrape storm is one query.
         self.queue_depth = Gauge(
             "webhook_queue_depth", "Deliveries due or in flight in the queue.", registry=r
+        )
+        self.backlog_due = Gauge(
+            "webhook_backlog_due",
+            "Deliveries whose attempt is due now and that no worker has claimed yet.",
+            registry=r,
+        )
+        self.backlog_oldest_age_seconds = Gauge(
+            "webhook_backlog_oldest_age_seconds",
+            "How long the oldest due, unclaimed delivery has been waiting (0 when none).",
+            registry=r,
+        )
+        self.dead_letters = Gauge(
+            "webhook_dead_letters",
+            "Dead letters stored now (deliveries that ended failed and were not replayed).",
+            registry=r,
+        )
+        self.endpoints_disabled = Gauge(
+            "webhook_endpoints_disabled",
+            "Endpoints disabled now, by reason (failing, not_found, gone, manual).",
+            ["reason"],
+            registry=r,
         )
         self.recovered_total = Counter(
             "webhook_sweeper_recovered",

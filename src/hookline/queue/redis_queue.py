@@ -97,6 +97,11 @@ class RedisQueue:
         return cls(client, keys=QueueKeys(prefix), owns_client=True)
 
     @property
+    def client(self) -> aioredis.Redis:
+        """The Redis client (tracing instruments it)."""
+        return self._client
+
+    @property
     def keys(self) -> QueueKeys:
         return self._keys
 

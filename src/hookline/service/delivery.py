@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -47,6 +48,7 @@ from hookline.errors import PermanentFailure as PermanentFailureError
 from hookline.errors import RetriesExhausted
 from hookline.observability.logging import get_logger
 from hookline.observability.metrics import Metrics
+from hookline.observability.tracing import Span, Tracing, now_ns
 from hookline.queue.base import DelayedQueue
 from hookline.sender.client import OutboundRequest, Sender, SendResult
 from hookline.storage.db import is_outage
@@ -74,6 +76,24 @@ SETTLE_RETRY_DELAYS_S: Final = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 third of the lease): long enough for a deadlock retry or a fast database restart."""
 MAX_ERROR_CHARS: Final = 1000
 """``last_error`` is cut to this many characters (an exception message can be any length)."""
+
+
+class AlertSink(Protocol):
+    """Where operator alerts of committed outcomes go (``observability.alerts``)."""
+
+    def delivery_failed(
+        self,
+        *,
+        delivery_id: str,
+        endpoint_id: str,
+        event_id: str,
+        reason: str,
+        error: str | None,
+    ) -> None: ...
+
+    def endpoint_disabled(
+        self, *, endpoint_id: str, reason: str, trigger: str, cancelled_deliveries: int
+    ) -> None: ...
 
 
 class UnreadableRetryConfig(ValueError):
@@ -120,6 +140,11 @@ class PlannedAttempt:
     first_attempt_at: datetime
     config: RetryConfig
     request: OutboundRequest
+    event_id: str = ""
+    trace_context: str | None = None
+    """The publish's W3C ``traceparent`` (set only while tracing is on)."""
+    propagate_trace: bool = False
+    """Whether the subscriber's request carries ``traceparent``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +154,10 @@ class AttemptResult:
     planned: PlannedAttempt
     started_at: datetime
     result: SendResult
+    span: Span | None = None
+    """The attempt's span while tracing is on; ended once its outcome is committed."""
+    ended_ns: int = 0
+    """When the request ended (wall clock, for the span)."""
 
 
 @dataclass(slots=True)
@@ -163,8 +192,12 @@ class DeliveryService:
         failure_disable_window_s: float,
         lease_s: float = 60.0,
         rng: random.Random | None = None,
+        tracing: Tracing | None = None,
+        alerts: AlertSink | None = None,
     ) -> None:
         self._sessions = sessions
+        self._tracing = tracing
+        self._alerts = alerts
         self._queue = queue
         self._sender = sender
         self._clock = clock
@@ -313,6 +346,7 @@ class DeliveryService:
             "content-type": "application/json",
             "webhook-attempt": str(attempt_number),
         }
+        tracing = self._tracing
         return PlannedAttempt(
             delivery_id=delivery.id,
             endpoint_id=endpoint.id,
@@ -322,6 +356,14 @@ class DeliveryService:
             first_attempt_at=delivery.first_attempt_at or now,
             config=config,
             request=OutboundRequest(url=endpoint.url, body=body, headers=headers),
+            event_id=row.event_id,
+            trace_context=row.trace_context,
+            propagate_trace=tracing is not None
+            and (
+                tracing.propagate
+                if endpoint.trace_propagation is None
+                else endpoint.trace_propagation
+            ),
         )
 
     async def extend_leases(self, delivery_ids: Sequence[str], *, lease_s: float) -> None:
@@ -340,8 +382,16 @@ class DeliveryService:
         error, so the delivery is retried and, in the end, dead-lettered on its own.
         """
         started_at = self._clock.now()
+        span = None
+        request = planned.request
+        if self._tracing is not None:
+            span, traceparent = self._tracing.start_attempt(
+                trace_context=planned.trace_context, attributes=_span_start(planned)
+            )
+            if planned.propagate_trace and traceparent is not None:
+                request = replace(request, headers={**request.headers, "traceparent": traceparent})
         try:
-            result = await self._sender.send(planned.request)
+            result = await self._sender.send(request)
         except Exception as exc:
             log.error(
                 "delivery.send_raised",
@@ -358,8 +408,11 @@ class DeliveryService:
                 retry_after=None,
                 duration_ms=0,
             )
-        self._metrics.attempt_duration_seconds.observe(result.duration_ms / 1000)
-        return AttemptResult(planned=planned, started_at=started_at, result=result)
+        if span is None:
+            return AttemptResult(planned=planned, started_at=started_at, result=result)
+        return AttemptResult(
+            planned=planned, started_at=started_at, result=result, span=span, ended_ns=now_ns()
+        )
 
     async def settle(self, results: Sequence[AttemptResult]) -> SettleSummary:
         """Record a batch of attempts and decide each delivery's next state.
@@ -392,6 +445,8 @@ class DeliveryService:
             settled = await self._settle_one_by_one(results, now=now)
         for effect in settled.effects:
             effect()
+        for item, decision in settled.committed:
+            self._report(item, decision)
         if settled.retries:
             await self._queue.schedule_many(settled.retries)
         if settled.finished:
@@ -448,19 +503,35 @@ class DeliveryService:
                 if dead:
                     settled.summary.failed += 1
                     settled.finished.append(delivery_id)
-                    settled.effects.append(
-                        partial(
-                            log.error,
-                            "delivery.dead_lettered_unrecordable",
-                            job_id=delivery_id,
-                            attempt=item.planned.attempt_number,
-                            error=problem,
-                        )
-                    )
-                    settled.effects.append(
-                        self._metrics.dead_letter_total.labels("unrecordable").inc
-                    )
+                    settled.effects.append(partial(self._report_unrecordable, item, problem))
         return settled
+
+    def _report_unrecordable(self, item: AttemptResult, problem: str) -> None:
+        """The reports of an attempt whose outcome could not be written: its delivery was made
+        a dead letter instead."""
+        planned = item.planned
+        log.error(
+            "delivery.dead_lettered_unrecordable",
+            job_id=planned.delivery_id,
+            attempt=planned.attempt_number,
+            error=problem,
+        )
+        self._metrics.dead_letter_total.labels("unrecordable").inc()
+        if self._alerts is not None:
+            self._alerts.delivery_failed(
+                delivery_id=planned.delivery_id,
+                endpoint_id=planned.endpoint_id,
+                event_id=planned.event_id,
+                reason="unrecordable",
+                error=problem,
+            )
+        if item.span is not None:
+            Tracing.finish_attempt(
+                item.span,
+                end_ns=item.ended_ns,
+                attributes={"hookline.outcome": "unrecordable", "error.type": "unrecordable"},
+                error=problem,
+            )
 
     async def _settle_batch(self, results: Sequence[AttemptResult], *, now: datetime) -> _Settled:
         """One transaction, a fixed number of statements whatever the batch size: outcomes
@@ -517,7 +588,7 @@ class DeliveryService:
                     )
                 )
                 continue
-            settled.effects.extend(decision.effects)
+            settled.committed.append((item, decision))
             state = decision.outcome.state
             if state == DeliveryState.RETRYING:
                 summary.retrying += 1
@@ -533,19 +604,19 @@ class DeliveryService:
         return settled
 
     def _decide(self, item: AttemptResult, outcome: Outcome, *, now: datetime) -> _Decision:
-        """The delivery's next values; its metrics and log line wait in ``effects`` until the
-        outcome is committed (a rolled-back or lost settle counts nothing)."""
+        """The delivery's next values, and what to report once they are committed. Pure: no
+        metric, log line or span here (a rolled-back or lost settle reports nothing)."""
         planned, result = item.planned, item.result
-        metrics = self._metrics
         last_error: str | None
         next_attempt_at: datetime | None = None  # set only when retrying
         next_delay: float | None = None
-        effects: list[Callable[[], None]] = []
+        dead_reason: str | None = None
+        retry_after_honoured = False
         match outcome:
             case Delivered():
                 target = DeliveryState.SUCCEEDED
+                kind = "delivered"
                 last_error = None
-                effects.append(metrics.delivery_total.labels("delivered").inc)
             case RetryableFailure(retry_after_s=retry_after_s):
                 engine = ExponentialBackoffEngine(planned.config, self._rng)
                 next_delay = engine.next_retry_delay(
@@ -553,8 +624,7 @@ class DeliveryService:
                     elapsed_s=(now - planned.first_attempt_at).total_seconds(),
                     retry_after_s=retry_after_s,
                 )
-                effects.append(metrics.delivery_total.labels("retryable").inc)
-                effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
+                kind = "retryable"
                 if next_delay is None:
                     target = DeliveryState.FAILED
                     reason = (
@@ -563,25 +633,24 @@ class DeliveryService:
                         else "max_retry_duration"
                     )
                     last_error = str(RetriesExhausted(planned.attempt_number, reason))
-                    effects.append(metrics.dead_letter_total.labels("exhausted").inc)
+                    dead_reason = "exhausted"
                 else:
                     target = DeliveryState.RETRYING
                     last_error = _describe(result)
                     next_attempt_at = now + timedelta(seconds=next_delay)
-                    effects.append(metrics.retry_total.labels(_retry_reason(result)).inc)
-                    effects.append(partial(metrics.retry_delay_seconds.observe, next_delay))
+                    retry_after_honoured = (
+                        retry_after_s is not None and planned.config.respect_retry_after
+                    )
             case PermanentFailure():
                 target = DeliveryState.FAILED
+                kind = "permanent"
                 last_error = str(PermanentFailureError(_describe(result)))
-                effects.append(metrics.delivery_total.labels("permanent").inc)
-                effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
-                effects.append(metrics.dead_letter_total.labels("permanent").inc)
-            case EndpointGone(reason=reason):
+                dead_reason = "permanent"
+            case EndpointGone(reason=gone):
                 target = DeliveryState.FAILED
-                last_error = f"endpoint answered {result.status_code}: {reason.value}"
-                effects.append(metrics.delivery_total.labels("gone").inc)
-                effects.append(metrics.endpoint_failure_total.labels(planned.endpoint_id).inc)
-                effects.append(metrics.dead_letter_total.labels("endpoint_gone").inc)
+                kind = "gone"
+                last_error = f"endpoint answered {result.status_code}: {gone.value}"
+                dead_reason = "endpoint_gone"
         state = transition(DeliveryState.DELIVERING, target).value
         settled = repo.SettledOutcome(
             delivery_id=planned.delivery_id,
@@ -593,22 +662,74 @@ class DeliveryService:
             next_attempt_at=next_attempt_at,
             completed_at=None if target is DeliveryState.RETRYING else now,
         )
-        effects.append(
-            partial(
-                log.info,
-                "delivery.attempt",
-                job_id=planned.delivery_id,
-                endpoint_id=planned.endpoint_id,
-                attempt=planned.attempt_number,
-                status_code=result.status_code,
-                error=result.error.value if result.error else None,
-                duration_ms=result.duration_ms,
-                outcome=type(outcome).__name__,
-                state=state,
-                delay=next_delay,
-            )
+        return _Decision(
+            outcome=settled,
+            next_delay=next_delay,
+            kind=kind,
+            outcome_name=type(outcome).__name__,
+            dead_reason=dead_reason,
+            retry_after_honoured=retry_after_honoured,
         )
-        return _Decision(outcome=settled, next_delay=next_delay, effects=effects)
+
+    def _report(self, item: AttemptResult, decision: _Decision) -> None:
+        """Metrics, the ``delivery.attempt`` log line, the span and the alert of one committed
+        attempt."""
+        planned, result, metrics = item.planned, item.result, self._metrics
+        state = decision.outcome.state
+        next_delay = decision.next_delay
+        metrics.delivery_total.labels(decision.kind).inc()
+        metrics.attempt_duration_seconds.observe(result.duration_ms / 1000)
+        if decision.kind != "delivered":
+            metrics.endpoint_failure_total.labels(planned.endpoint_id).inc()
+        if next_delay is not None:
+            metrics.retry_total.labels(_retry_reason(result)).inc()
+            metrics.retry_delay_seconds.observe(next_delay)
+            if decision.retry_after_honoured:
+                metrics.retry_after_honoured_total.inc()
+        else:
+            metrics.attempts_per_delivery.labels(state).observe(planned.attempt_number)
+        error = result.error.value if result.error else None
+        log.info(
+            "delivery.attempt",
+            job_id=planned.delivery_id,
+            endpoint_id=planned.endpoint_id,
+            attempt=planned.attempt_number,
+            status_code=result.status_code,
+            error=error,
+            duration_ms=result.duration_ms,
+            outcome=decision.outcome_name,
+            state=state,
+            delay=next_delay,
+        )
+        if decision.dead_reason is not None:
+            metrics.dead_letter_total.labels(decision.dead_reason).inc()
+            if self._alerts is not None:
+                self._alerts.delivery_failed(
+                    delivery_id=planned.delivery_id,
+                    endpoint_id=planned.endpoint_id,
+                    event_id=planned.event_id,
+                    reason=decision.dead_reason,
+                    error=decision.outcome.last_error,
+                )
+        if item.span is not None:
+            attributes: dict[str, str | int | float | bool] = {
+                "hookline.outcome": decision.kind,
+                "hookline.delivery.state": state,
+            }
+            if result.status_code is not None:
+                attributes["http.response.status_code"] = result.status_code
+            if error is not None:
+                attributes["error.type"] = error
+            elif decision.kind != "delivered":
+                attributes["error.type"] = str(result.status_code)
+            if next_delay is not None:
+                attributes["retry.delay_ms"] = round(next_delay * 1000)
+            Tracing.finish_attempt(
+                item.span,
+                end_ns=item.ended_ns,
+                attributes=attributes,
+                error=None if decision.kind == "delivered" else decision.outcome.last_error,
+            )
 
     @staticmethod
     def _attempt_row(
@@ -676,8 +797,16 @@ class DeliveryService:
                 "endpoint.disabled",
                 endpoint_id=endpoint_id,
                 reason=reason.value,
+                trigger="automatic",
                 cancelled_deliveries=len(cancelled),
             )
+            if self._alerts is not None:
+                self._alerts.endpoint_disabled(
+                    endpoint_id=endpoint_id,
+                    reason=reason.value,
+                    trigger="automatic",
+                    cancelled_deliveries=len(cancelled),
+                )
 
         return report
 
@@ -702,9 +831,17 @@ class _Prepared:
 
 @dataclass(slots=True)
 class _Decision:
+    """What settling one attempt decided; reported (``_report``) only once it is committed."""
+
     outcome: repo.SettledOutcome
     next_delay: float | None
-    effects: list[Callable[[], None]]
+    """Seconds until the next attempt; ``None`` unless retrying."""
+    kind: str
+    """``webhook_delivery_total``'s outcome: delivered, retryable, permanent or gone."""
+    outcome_name: str
+    dead_reason: str | None
+    """``webhook_dead_letter_total``'s reason when the delivery ended failed."""
+    retry_after_honoured: bool
 
 
 @dataclass(slots=True)
@@ -714,7 +851,10 @@ class _Settled:
     summary: SettleSummary = field(default_factory=SettleSummary)
     retries: list[tuple[str, datetime]] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    committed: list[tuple[AttemptResult, _Decision]] = field(default_factory=list)
+    """Attempts whose outcome was written: each is reported once the transaction committed."""
     effects: list[Callable[[], None]] = field(default_factory=list)
+    """Other reports that wait for the commit (a disabled endpoint, an unrecordable attempt)."""
 
     def merge(self, other: _Settled) -> None:
         for name in ("succeeded", "retrying", "failed", "lost"):
@@ -722,7 +862,21 @@ class _Settled:
         self.summary.disabled_endpoints.extend(other.summary.disabled_endpoints)
         self.retries.extend(other.retries)
         self.finished.extend(other.finished)
+        self.committed.extend(other.committed)
         self.effects.extend(other.effects)
+
+
+def _span_start(planned: PlannedAttempt) -> dict[str, str | int]:
+    """The attempt span's attributes known before sending (the seed's ``retry.*`` names, the
+    OpenTelemetry HTTP ones, and hookline's ids)."""
+    return {
+        "retry.attempt_number": planned.attempt_number,
+        "hookline.delivery.id": planned.delivery_id,
+        "hookline.event.id": planned.event_id,
+        "hookline.endpoint.id": planned.endpoint_id,
+        "http.request.method": "POST",
+        "server.address": urlsplit(planned.request.url).hostname or "",
+    }
 
 
 def _problem(what: str, exc: BaseException) -> str:

@@ -29,8 +29,9 @@ from hookline.domain.signing import generate_secret, validate_secret
 from hookline.domain.states import DeliveryState, DisabledReason, EndpointStatus
 from hookline.errors import Conflict, NotFound
 from hookline.observability.logging import get_logger
+from hookline.observability.metrics import Metrics
 from hookline.queue.base import DelayedQueue
-from hookline.service.delivery import UnreadableRetryConfig, effective_retry_config
+from hookline.service.delivery import AlertSink, UnreadableRetryConfig, effective_retry_config
 from hookline.service.destinations import DestinationVetter
 from hookline.service.pagination import Page, decode_cursor, page_of
 from hookline.settings import Settings
@@ -68,6 +69,7 @@ class EndpointChanges(TypedDict, total=False):
     event_types: list[str]
     headers: dict[str, str]
     retry_config: RetryConfig | None
+    trace_propagation: bool | None
 
 
 class InvalidWebhookField(ValueError):
@@ -194,9 +196,14 @@ class EndpointService:
         clock: Clock,
         settings: Settings,
         destinations: DestinationVetter | None = None,
+        metrics: Metrics | None = None,
+        alerts: AlertSink | None = None,
     ) -> None:
         """``destinations`` vets URLs before they are stored; without one (a test of something
-        else) URLs are stored unvetted, and only the sender vets them, on every attempt."""
+        else) URLs are stored unvetted, and only the sender vets them, on every attempt.
+        ``metrics`` and ``alerts`` hear of disables by hand."""
+        self._metrics = metrics
+        self._alerts = alerts
         self._sessions = sessions
         self._queue = queue
         self._clock = clock
@@ -212,6 +219,7 @@ class EndpointService:
         headers: Mapping[str, str] | None = None,
         secret: str | None = None,
         retry_config: RetryConfig | None = None,
+        trace_propagation: bool | None = None,
     ) -> Endpoint:
         """A new active endpoint; a secret is generated when none is given (``ValueError`` for
         a malformed one). ``retry_config`` None means the defaults. ``InvalidWebhookField``
@@ -232,6 +240,7 @@ class EndpointService:
             disabled_reason=None,
             disabled_at=None,
             retry_config=_stored(retry_config),
+            trace_propagation=trace_propagation,
             failing_since=None,
             last_success_at=None,
             created_at=now,
@@ -276,6 +285,8 @@ class EndpointService:
                 endpoint.headers = _unmasked(dict(changes["headers"]), stored=endpoint.headers)
             if "retry_config" in changes:
                 endpoint.retry_config = _stored(changes["retry_config"])
+            if "trace_propagation" in changes:
+                endpoint.trace_propagation = changes["trace_propagation"]
             endpoint.updated_at = self._clock.now()
         return endpoint
 
@@ -335,9 +346,24 @@ class EndpointService:
                 reason=deliveries_repo.ENDPOINT_DISABLED,
                 endpoint_id=endpoint_id,
             )
-        log.info(
-            "endpoint.disabled", endpoint_id=endpoint_id, reason=reason, cancelled=len(cancelled)
+        reason_value = DisabledReason(reason).value
+        # The same event and fields as an automatic disable (DeliveryService), trigger aside.
+        log.warning(
+            "endpoint.disabled",
+            endpoint_id=endpoint_id,
+            reason=reason_value,
+            trigger="manual",
+            cancelled_deliveries=len(cancelled),
         )
+        if self._metrics is not None:
+            self._metrics.endpoint_disabled_total.labels(reason_value).inc()
+        if self._alerts is not None:
+            self._alerts.endpoint_disabled(
+                endpoint_id=endpoint_id,
+                reason=reason_value,
+                trigger="manual",
+                cancelled_deliveries=len(cancelled),
+            )
         return endpoint
 
     async def enable(self, *, endpoint_id: str, replay_cancelled: bool = False) -> Endpoint:

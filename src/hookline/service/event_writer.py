@@ -42,6 +42,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import Context
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeAlias
@@ -109,6 +110,7 @@ class PendingEvent:
     size_bytes: int
     idempotency_key: str | None
     answer: asyncio.Future[PublishResult] = field(repr=False)
+    trace_context: str | None = None
 
 
 _Outcome: TypeAlias = PublishResult | BaseException
@@ -163,7 +165,14 @@ class EventWriter:
         return len(self._pending)
 
     async def write(
-        self, *, event_type: str, payload: Any, body: str, size_bytes: int, key: str | None
+        self,
+        *,
+        event_type: str,
+        payload: Any,
+        body: str,
+        size_bytes: int,
+        key: str | None,
+        trace_context: str | None = None,
     ) -> PublishResult:
         """Store the event (or find it stored under ``key``) and return once that is
         committed and the queue was told; raises what that one event's write raised."""
@@ -184,11 +193,16 @@ class EventWriter:
             size_bytes=size_bytes,
             idempotency_key=key,
             answer=asyncio.get_running_loop().create_future(),
+            trace_context=trace_context,
         )
         self._pending.append(item)
         self._pending_bytes += size_bytes
         if len(self._writers) < self._max_writers:
-            self._writers.add(asyncio.create_task(self._run(), name="event-writer"))
+            # A context of its own: the writer serves every publisher, not the one that woke it
+            # (its SQL spans must not appear inside that one request's trace).
+            self._writers.add(
+                asyncio.create_task(self._run(), name="event-writer", context=Context())
+            )
         # A cancelled caller cancels its answer: not written if no writer has taken it yet.
         return await item.answer
 
@@ -468,7 +482,12 @@ def _new_event(
 ) -> PublishResult:
     """A new event of ``item`` with one pending delivery per endpoint, added to ``rows``."""
     event = PublishedEvent(
-        ids.new_id(ids.EVENT), item.event_type, item.body, item.idempotency_key, now
+        ids.new_id(ids.EVENT),
+        item.event_type,
+        item.body,
+        item.idempotency_key,
+        now,
+        item.trace_context,
     )
     deliveries = [
         PublishedDelivery(ids.new_id(ids.DELIVERY), event.id, endpoint_id, _PENDING, now)

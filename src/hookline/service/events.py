@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hookline.clock import Clock
 from hookline.errors import Backpressure, HooklineError, PayloadTooLarge
 from hookline.observability.metrics import Metrics
+from hookline.observability.tracing import Tracing
 from hookline.queue.base import DelayedQueue
 from hookline.service.event_writer import EventWriter, PublishResult, find_stored, same_content
 
@@ -50,6 +51,7 @@ class EventService:
         metrics: Metrics,
         max_payload_bytes: int,
         queue_max_size: int,
+        tracing: Tracing | None = None,
     ) -> None:
         self._sessions = sessions
         self._queue = queue
@@ -57,6 +59,7 @@ class EventService:
         self._metrics = metrics
         self._max_payload_bytes = max_payload_bytes
         self._queue_max_size = queue_max_size
+        self._tracing = tracing
         self._depth: int | None = None
         self._depth_measured_at = 0.0
         self._measuring = asyncio.Lock()
@@ -84,13 +87,31 @@ class EventService:
             if existing is None:
                 raise
             return same_content(existing, event_type=event_type, payload=payload)
-        result = await self.writer.write(
-            event_type=event_type,
-            payload=payload,
-            body=body,
-            size_bytes=size,
-            key=idempotency_key,
-        )
+        if self._tracing is None:
+            result = await self.writer.write(
+                event_type=event_type,
+                payload=payload,
+                body=body,
+                size_bytes=size,
+                key=idempotency_key,
+            )
+        else:
+            with self._tracing.publishing(event_type) as (span, traceparent):
+                result = await self.writer.write(
+                    event_type=event_type,
+                    payload=payload,
+                    body=body,
+                    size_bytes=size,
+                    key=idempotency_key,
+                    trace_context=traceparent,
+                )
+                span.set_attributes(
+                    {
+                        "hookline.event.id": result.event.id,
+                        "hookline.deliveries": len(result.deliveries),
+                        "hookline.created": result.created,
+                    }
+                )
         if result.created:
             self._metrics.events_published_total.inc()
             if self._depth is not None:

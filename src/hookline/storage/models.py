@@ -71,6 +71,8 @@ class Endpoint(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     # A RetryConfig as a JSON object (JSONB on PostgreSQL); NULL means the defaults.
     retry_config: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, default=None)
+    # Send the W3C ``traceparent`` header with deliveries; NULL = HOOKLINE_TRACE_PROPAGATION.
+    trace_propagation: Mapped[bool | None] = mapped_column(Boolean, default=None)
     # Start of the current run of failed attempts with no success in between; NULL when healthy.
     failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
@@ -95,6 +97,9 @@ class Event(Base):
     # Unique when present; any number of events may have none.
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # W3C trace context (``traceparent``) of the publish, when tracing is on: every attempt's
+    # span, in any process and hours later, is a child of the publishing trace.
+    trace_context: Mapped[str | None] = mapped_column(String(512), default=None)
 
 
 class Delivery(Base):

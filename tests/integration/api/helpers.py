@@ -37,6 +37,7 @@ WEBHOOK_FIELDS = {
     "disabled_reason",
     "disabled_at",
     "retry_config",
+    "trace_propagation",
     "created_at",
     "updated_at",
 }

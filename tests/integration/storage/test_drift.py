@@ -12,8 +12,8 @@ async def test_a_database_at_head_matches_the_models(db_engine: AsyncEngine) -> 
 
 
 async def test_a_missing_migration_is_reported_as_drift(empty_engine: AsyncEngine) -> None:
-    # Given a database migrated only to 0001 (no retry columns)
-    await upgrade(empty_engine, "0001")
+    # Given a database migrated only to 0002 (no trace columns)
+    await upgrade(empty_engine, "0002")
 
     # When it is compared with the models
     diffs = await check_drift(empty_engine)
@@ -21,8 +21,8 @@ async def test_a_missing_migration_is_reported_as_drift(empty_engine: AsyncEngin
     # Then exactly the two missing columns are reported
     reported = sorted((kind, table, column.name) for kind, _schema, table, column in diffs)
     assert reported == [
-        ("add_column", "deliveries", "round_start_attempt"),
-        ("add_column", "webhook_endpoints", "retry_config"),
+        ("add_column", "events", "trace_context"),
+        ("add_column", "webhook_endpoints", "trace_propagation"),
     ]
 
 

@@ -55,16 +55,20 @@ async def _endpoint_columns(
         return await conn.run_sync(columns)
 
 
-def test_the_package_ships_two_linear_revisions() -> None:
+def test_the_package_ships_three_linear_revisions() -> None:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())
     chain = [(rev.revision, rev.down_revision) for rev in script.walk_revisions()]
 
-    assert chain == [("0002", "0001"), ("0001", None)]
-    assert head_revision() == "0002"
+    assert chain == [("0003", "0002"), ("0002", "0001"), ("0001", None)]
+    assert head_revision() == "0003"
     files = sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("0*.py"))
-    assert files == ["0001_initial_schema.py", "0002_add_webhook_retry.py"]
+    assert files == [
+        "0001_initial_schema.py",
+        "0002_add_webhook_retry.py",
+        "0003_trace_context.py",
+    ]
 
 
 async def test_upgrade_downgrade_upgrade(empty_engine: AsyncEngine) -> None:
@@ -75,8 +79,8 @@ async def test_upgrade_downgrade_upgrade(empty_engine: AsyncEngine) -> None:
     # When it is migrated to head
     await upgrade(empty_engine)
 
-    # Then all four tables and retry_config exist; JSONB on PostgreSQL
-    assert await current_revision(empty_engine) == "0002"
+    # Then all four tables, retry_config and the trace columns exist; JSONB on PostgreSQL
+    assert await current_revision(empty_engine) == "0003"
     assert await _tables(empty_engine) == APP_TABLES
     columns = await _endpoint_columns(empty_engine)
     retry_type = columns["retry_config"]
@@ -85,6 +89,16 @@ async def test_upgrade_downgrade_upgrade(empty_engine: AsyncEngine) -> None:
     else:
         assert isinstance(retry_type, JSONB)
     assert "round_start_attempt" in await _endpoint_columns(empty_engine, "deliveries")
+    assert "trace_propagation" in columns
+    assert "trace_context" in await _endpoint_columns(empty_engine, "events")
+
+    # When it goes down to 0002: the trace columns are gone, retry_config stays
+    await downgrade(empty_engine, "0002")
+    assert await current_revision(empty_engine) == "0002"
+    columns = await _endpoint_columns(empty_engine)
+    assert "trace_propagation" not in columns
+    assert "retry_config" in columns
+    assert "trace_context" not in await _endpoint_columns(empty_engine, "events")
 
     # When it goes down to 0001: the columns are gone, the tables stay
     await downgrade(empty_engine, "0001")
@@ -180,7 +194,7 @@ async def test_root_alembic_ini_upgrades_and_downgrades_from_database_url(
     await asyncio.to_thread(command.upgrade, _root_config(), "head")
 
     # Then the database is at head, and downgrade base empties it again
-    assert await current_revision(empty_engine) == "0002"
+    assert await current_revision(empty_engine) == "0003"
     assert await _tables(empty_engine) == APP_TABLES
     await asyncio.to_thread(command.downgrade, _root_config(), "base")
     assert await current_revision(empty_engine) is None
@@ -214,7 +228,7 @@ async def test_root_alembic_ini_falls_back_to_the_settings_sqlite_file(
     assert database.is_file()
     engine = create_engine(f"sqlite:///{database}")
     try:
-        assert await current_revision(engine) == "0002"
+        assert await current_revision(engine) == "0003"
         async with engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
         assert mode == "wal"
@@ -222,7 +236,9 @@ async def test_root_alembic_ini_falls_back_to_the_settings_sqlite_file(
         await engine.dispose()
 
 
-@pytest.mark.parametrize(("revision", "has_retry_config"), [("0001", False), ("0002", True)])
+@pytest.mark.parametrize(
+    ("revision", "has_retry_config"), [("0001", False), ("0002", True), ("0003", True)]
+)
 async def test_offline_sql_creates_every_table(
     revision: str, has_retry_config: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

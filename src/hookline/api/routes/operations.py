@@ -61,4 +61,5 @@ async def readyz(runtime: RuntimeDep) -> ReadinessOut | JSONResponse:
     summary="Prometheus metrics",
 )
 async def metrics(runtime: RuntimeDep) -> Response:
+    await runtime.stats.refresh()  # cached for METRICS_CACHE seconds; never raises
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

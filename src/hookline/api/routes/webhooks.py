@@ -48,6 +48,7 @@ async def create_webhook(body: WebhookIn, endpoints: EndpointsDep) -> WebhookOut
         headers=body.headers,
         secret=body.secret,
         retry_config=body.retry_config,
+        trace_propagation=body.trace_propagation,
     )
     return WebhookOut.from_endpoint(endpoint)
 

@@ -208,6 +208,12 @@ Secret = Annotated[
 ]
 
 
+_TRACE_PROPAGATION = (
+    "Send the W3C traceparent header with this webhook's deliveries while tracing is on "
+    "(OTEL_EXPORTER_OTLP_ENDPOINT); null = the HOOKLINE_TRACE_PROPAGATION setting."
+)
+
+
 class WebhookIn(InputModel):
     """A new webhook endpoint."""
 
@@ -219,6 +225,7 @@ class WebhookIn(InputModel):
     retry_config: RetryConfigIn | None = Field(
         None, description="How failed deliveries are retried; absent or null = defaults."
     )
+    trace_propagation: bool | None = Field(None, description=_TRACE_PROPAGATION)
 
 
 def _no_default(schema: JsonDict) -> None:
@@ -233,7 +240,8 @@ def _omittable() -> Any:
 
 class WebhookPatch(InputModel):
     """The fields to change; absent fields stay as they are (null is not allowed, except for
-    ``retry_config``, where it means the defaults)."""
+    ``retry_config``, where it means the defaults, and ``trace_propagation``, where it means the
+    setting)."""
 
     url: WebhookUrl = _omittable()
     description: Description = _omittable()
@@ -245,6 +253,9 @@ class WebhookPatch(InputModel):
         description="Replaces the retry config (validated like PUT .../retry-config; absent "
         "fields take their defaults); null goes back to the defaults, like DELETE "
         ".../retry-config.",
+    )
+    trace_propagation: bool | None = Field(
+        None, json_schema_extra=_no_default, description=_TRACE_PROPAGATION
     )
 
     def changes(self) -> dict[str, Any]:
@@ -267,6 +278,7 @@ class WebhookOut(OutputModel):
     disabled_reason: DisabledReason | None
     disabled_at: UtcDatetime | None
     retry_config: RetryConfig = Field(description="The effective retry config.")
+    trace_propagation: bool | None = Field(description=_TRACE_PROPAGATION)
     created_at: UtcDatetime
     updated_at: UtcDatetime
 
@@ -284,6 +296,7 @@ class WebhookOut(OutputModel):
             ),
             disabled_at=endpoint.disabled_at,
             retry_config=retry_config_of(endpoint).config,
+            trace_propagation=endpoint.trace_propagation,
             created_at=endpoint.created_at,
             updated_at=endpoint.updated_at,
         )

@@ -73,6 +73,7 @@ class TargetEndpoint:
     previous_secret: str | None
     previous_secret_expires_at: datetime | None
     retry_config: dict[str, Any] | None
+    trace_propagation: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,8 @@ class AttemptRow:
     event_id: str
     payload: str
     endpoint: TargetEndpoint
+    trace_context: str | None = None
+    """The publish's W3C ``traceparent`` (stored only while tracing is on)."""
 
 
 _D: Final = cast(Table, Delivery.__table__)
@@ -112,6 +115,8 @@ def _load_for_attempt(*, postgresql: bool) -> Select[Any]:
             _E.c.previous_secret,
             _E.c.previous_secret_expires_at,
             _E.c.retry_config,
+            _E.c.trace_propagation,
+            _EV.c.trace_context,
         )
         .join_from(_D, _EV, _EV.c.id == _D.c.event_id)
         .join(_E, _E.c.id == _D.c.endpoint_id)
@@ -142,7 +147,8 @@ async def load_for_attempt(
             delivery=ClaimedDelivery(*row[0:6]),
             event_id=row[6],
             payload=row[7],
-            endpoint=TargetEndpoint(*row[8:17]),
+            endpoint=TargetEndpoint(*row[8:18]),
+            trace_context=row[18],
         )
         for row in result.tuples()
     ]

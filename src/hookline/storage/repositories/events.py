@@ -43,6 +43,8 @@ class EventRow(NamedTuple):
     """The compact JSON text that is signed and sent."""
     idempotency_key: str | None
     created_at: datetime
+    trace_context: str | None = None
+    """The publish's W3C ``traceparent``, while tracing is on."""
 
 
 class DeliveryRow(NamedTuple):
@@ -90,6 +92,7 @@ def _insert_as_one_statement() -> Any:
             bindparam("payloads", type_=ARRAY(Text)),
             bindparam("idempotency_keys", type_=ARRAY(String)),
             bindparam("event_created_at", type_=ARRAY(UtcDateTime)),
+            bindparam("trace_contexts", type_=ARRAY(String)),
         )
         .table_valued(*EventRow._fields)
         .render_derived()
@@ -229,6 +232,7 @@ async def insert_events(
                 "payloads": [e.payload for e in events],
                 "idempotency_keys": [e.idempotency_key for e in events],
                 "event_created_at": [e.created_at for e in events],
+                "trace_contexts": [e.trace_context for e in events],
                 "delivery_ids": [d.id for d in deliveries],
                 "delivery_event_ids": [d.event_id for d in deliveries],
                 "endpoint_ids": [d.endpoint_id for d in deliveries],
