@@ -160,7 +160,13 @@ def load_settings(*, allow_loopback: bool = False) -> Settings:
                 err=True,
             )
         raise typer.Exit(EXIT_USAGE) from None
-    configure_logging(level=settings.log_level, json_format=settings.log_format == "json")
+    configure_logging(
+        level=settings.log_level,
+        json_format=settings.log_format == "json",
+        # Redacted wherever they appear in a line (empty or short values are ignored); the
+        # token of the data directory's file is added by _api_tokens once it is known.
+        secrets=[*settings.api_tokens, settings.alert_webhook_secret],
+    )
     return effective_settings(settings, allow_loopback=allow_loopback)
 
 
@@ -223,7 +229,7 @@ async def _run(
         log.critical(
             "hookline.loop_died",
             loop=task.get_name(),
-            error=repr(error),
+            error=None if error is None else f"{type(error).__name__}: {error}",
             exc_info=error,
         )
         stop.set()
@@ -352,6 +358,7 @@ async def _serve_api(runtime: Runtime, listener: socket.socket, stop: asyncio.Ev
 def _api_tokens(settings: Settings, *, generate: bool) -> tuple[str, ...]:
     """Configured tokens, else the embedded default's token file (created when ``generate``)."""
     from hookline.api.tokens import ensure_api_token, token_path
+    from hookline.observability.logging import register_secret
 
     if settings.api_tokens:
         return tuple(settings.api_tokens)
@@ -360,6 +367,7 @@ def _api_tokens(settings: Settings, *, generate: bool) -> tuple[str, ...]:
             "HOOKLINE_API_TOKENS: not set (the API never runs without a token)", EXIT_USAGE
         )
     token, created = ensure_api_token(settings.data_dir)
+    register_secret(token)
     if created:
         typer.echo(
             f"hookline: generated an API token (stored in {token_path(settings.data_dir)}, "

@@ -237,7 +237,10 @@ class LogNotifier:
 
     async def notify(self, messages: Sequence[AlertMessage]) -> None:
         for message in messages:
-            self._log.warning(message.event, **alert_data(message))
+            fields = alert_data(message)
+            if "delivery_id" in fields:  # the log's name for a delivery id (seed: job_id)
+                fields["job_id"] = fields.pop("delivery_id")
+            self._log.warning(message.event, **fields)
 
 
 @dataclass(slots=True)

@@ -91,7 +91,7 @@ class DeadLetterService:
                 raise Conflict(f"delivery {delivery_id} changed state; try again")
             await session.refresh(delivery)
         await self._queue.add_missing([(delivery_id, now)])
-        log.info("delivery.manual_retry", delivery_id=delivery_id)
+        log.info("delivery.manual_retry", job_id=delivery_id)
         return delivery
 
     async def replay(
@@ -139,7 +139,7 @@ class DeadLetterService:
             reason = skip_reason(status=group.endpoint_status, deleted=group.endpoint_deleted)
             skipped[reason] += group.count
         log.info(
-            "dead_letters.replayed", endpoint_id=endpoint_id, count=total, skipped=dict(skipped)
+            "dead_letters.replayed", endpoint_id=endpoint_id, replayed=total, skipped=dict(skipped)
         )
         return ReplayResult(replayed=total, skipped=dict(sorted(skipped.items())))
 

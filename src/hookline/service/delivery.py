@@ -583,7 +583,7 @@ class DeliveryService:
                     partial(
                         log.warning,
                         "delivery.settle_lost",
-                        delivery_id=delivery_id,
+                        job_id=delivery_id,
                         attempt=item.planned.attempt_number,
                     )
                 )

@@ -300,7 +300,7 @@ class EndpointService:
             cancelled = await deliveries_repo.cancel_deliveries(
                 session, now=now, reason=ENDPOINT_DELETED, endpoint_id=endpoint_id
             )
-        log.info("endpoint.deleted", endpoint_id=endpoint_id, cancelled=len(cancelled))
+        log.info("endpoint.deleted", endpoint_id=endpoint_id, cancelled_deliveries=len(cancelled))
 
     async def get_retry_config(self, *, endpoint_id: str) -> EffectiveRetryConfig:
         """The effective retry config and whether it is the endpoint's own."""

@@ -432,9 +432,9 @@ class EventWriter:
         except Exception as exc:
             # Committed already: the sweeper enqueues what is due in SQL and missing here.
             log.warning(
-                "event.enqueue_failed",
+                "events.enqueue_failed",
                 deliveries=len(items),
-                error=str(exc),
+                error=_describe(exc),
                 exc_info=not isinstance(exc, HooklineError),
             )
 

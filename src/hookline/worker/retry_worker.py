@@ -273,7 +273,12 @@ class RetryWorker:
         except Exception as exc:
             # The database or queue failed: the leases expire and the sweeper makes these
             # deliveries due again; nothing is lost, at worst attempted twice.
-            log.error("worker.batch_failed", error=f"{exc}", deliveries=len(ids), exc_info=True)
+            log.error(
+                "worker.batch_failed",
+                error=f"{type(exc).__name__}: {exc}",
+                deliveries=len(ids),
+                exc_info=True,
+            )
             self._give_up(ids)
             return []
         # Sends started by other batches while this one was prepared may have filled a slot
@@ -443,7 +448,7 @@ class RetryWorker:
         try:
             summary = await self._delivery.settle(results)
             if summary.lost:
-                log.warning("worker.lost_claims", count=summary.lost)
+                log.warning("worker.lost_claims", deliveries=summary.lost)
         except Exception as exc:
             # An outage (settle isolates everything else): the leases expire and the sweeper
             # makes these due again; they are attempted again, at least once.
@@ -497,7 +502,7 @@ class RetryWorker:
                 log.error(
                     "worker.extend_lease_failed",
                     error=f"{type(exc).__name__}: {exc}",
-                    claimed=len(self._claimed),
+                    deliveries=len(self._claimed),
                     exc_info=True,
                 )
 
@@ -533,6 +538,6 @@ class RetryWorker:
                 await self._queue.release(leftover, due_at=self._clock.now())
             except Exception as exc:  # their leases expire; the sweeper makes them due again
                 log.error("worker.release_failed", error=f"{type(exc).__name__}: {exc}")
-            log.warning("worker.released", count=len(leftover))
+            log.warning("worker.released", deliveries=len(leftover))
             self._forget(leftover)
         log.info("worker.stopped")

@@ -3,6 +3,8 @@ what disabling, re-enabling, deleting and rotating a secret do to real deliverie
 
 from __future__ import annotations
 
+from structlog.testing import capture_logs
+
 from hookline.domain.retry_config import RetryConfig
 from hookline.domain.signing import verify
 from tests.integration.conftest import Harness
@@ -132,3 +134,28 @@ async def test_a_custom_retry_config_drives_the_engine(harness: Harness) -> None
     assert [a.next_delay for a in attempts] == [10.0, None]
     back = await endpoints.set_retry_config(endpoint_id=endpoint.id, config=None)
     assert back.source == "default"
+
+
+async def test_manual_and_automatic_disable_log_the_same_fields(harness: Harness) -> None:
+    # Given two webhooks with two deliveries waiting for each: one answers 410 Gone, the other
+    # is disabled by hand
+    gone = await harness.add_endpoint("/gone")
+    by_hand = await harness.add_endpoint("/by-hand")
+    harness.receiver.on("/gone", statuses=[410])
+    await harness.publish()
+    await harness.publish()
+
+    with capture_logs() as logs:
+        # When one is disabled through the service (the API's path) and the worker makes one
+        # attempt to the other, which disables it
+        await harness.runtime.endpoints.disable(endpoint_id=by_hand)
+        assert await harness.worker(batch_size=1).run_once() == 1
+
+    # Then both endpoint.disabled lines carry the same fields, one name per fact
+    lines = {e["endpoint_id"]: e for e in logs if e["event"] == "endpoint.disabled"}
+    manual, automatic = lines[by_hand], lines[gone]
+    assert manual.keys() == automatic.keys()
+    facts = ("trigger", "reason", "cancelled_deliveries")
+    assert [manual[key] for key in facts] == ["manual", "manual", 2]
+    assert [automatic[key] for key in facts] == ["automatic", "gone", 1]
+    assert type(manual["reason"]) is str  # the value, not the enum member

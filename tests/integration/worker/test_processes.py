@@ -429,7 +429,7 @@ async def test_sigterm_releases_a_request_that_outlasts_the_grace_period(
     # exits 0 and releases the claim
     assert code == 0, worker_a.describe()
     assert 1.0 <= took_s < 1 + EXIT_S
-    assert [e["count"] for e in worker_a.log_events("worker.released")] == [1]
+    assert [e["deliveries"] for e in worker_a.log_events("worker.released")] == [1]
     assert await queue_position(redis_client, queue_keys, delivery.id) == (True, False)
     assert (await load_delivery(runtime, delivery.id)).attempt_number == 0
 

@@ -580,7 +580,7 @@ async def test_the_log_notifier_writes_one_line_per_message(clock: ManualClock) 
     ]
     failed_line, disabled_line, summary_line = logs
     assert failed_line["endpoint_id"] == "wh_a"
-    assert failed_line["delivery_id"] == "dlv_1"
+    assert failed_line["job_id"] == "dlv_1"
     assert failed_line["event_id"] == "evt_1"
     assert failed_line["reason"] == "exhausted"
     assert failed_line["status_code"] == 503
