@@ -508,3 +508,45 @@ async def test_the_metrics_endpoint_serves_fresh_gauges(harness: Harness) -> Non
     # and the counters are there too
     assert samples[("webhook_dead_letter_total", (("reason", "endpoint_gone"),))] == 1
     assert samples[("webhook_dead_letter_total", (("reason", "permanent"),))] == 1
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+async def test_dead_letters_and_disables_become_alerts_once_committed(harness: Harness) -> None:
+    # Given a webhook answering 400 (a permanent failure), one answering 410 (gone), one whose
+    # stored retry config cannot be read, and one that will be disabled by hand
+    harness.receiver.on("/bad", statuses=[400])
+    harness.receiver.on("/gone", statuses=[410])
+    bad = await harness.add_endpoint("/bad")
+    gone = await harness.add_endpoint("/gone")
+    poisoned = await harness.add_endpoint(
+        "/poisoned", retry_config={"base_delay": 8000.0, "max_delay": 7200.0}
+    )
+    by_hand = await harness.add_endpoint("/by-hand")
+    deliveries = {d.endpoint_id: d.id for d in (await harness.publish()).deliveries}
+
+    with capture_logs() as logs:
+        # When the worker attempts what it can, a person disables the last webhook, and the
+        # alert loop flushes
+        await harness.runtime.endpoints.disable(endpoint_id=by_hand)
+        await harness.run()
+        await harness.runtime.alerts.flush()
+
+    # Then each dead letter and each disable is one alert line, with the right reason
+    alerts = [e for e in logs if e["event"].startswith("alert.")]
+    failed = {e["endpoint_id"]: e for e in alerts if e["event"] == "alert.delivery_failed"}
+    assert {k: (v["job_id"], v["reason"]) for k, v in failed.items()} == {
+        bad: (deliveries[bad], "permanent"),
+        gone: (deliveries[gone], "endpoint_gone"),
+        poisoned: (deliveries[poisoned], "unpreparable"),
+    }
+    assert failed[bad]["status_code"] == 400
+    disabled = {e["endpoint_id"]: e for e in alerts if e["event"] == "alert.endpoint_disabled"}
+    assert {k: (v["reason"], v["trigger"]) for k, v in disabled.items()} == {
+        gone: ("gone", "automatic"),
+        by_hand: ("manual", "manual"),
+    }
+    metrics = harness.runtime.metrics.registry
+    assert value(metrics, "webhook_endpoint_disabled_total", reason="manual") == 1
+    assert value(metrics, "webhook_endpoint_disabled_total", reason="gone") == 1

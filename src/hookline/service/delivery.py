@@ -86,9 +86,11 @@ class AlertSink(Protocol):
         *,
         delivery_id: str,
         endpoint_id: str,
-        event_id: str,
+        event_id: str | None,
         reason: str,
         error: str | None,
+        attempt: int | None = None,
+        status_code: int | None = None,
     ) -> None: ...
 
     def endpoint_disabled(
@@ -243,7 +245,21 @@ class DeliveryService:
             )
             prepared = await self._prepare_one_by_one(delivery_ids, now=now, admit=admit)
         for delivery_id, problem in prepared.dead.items():
-            log.error("delivery.dead_lettered_unpreparable", job_id=delivery_id, error=problem)
+            endpoint_id = prepared.dead_endpoints.get(delivery_id, "")
+            log.error(
+                "delivery.dead_lettered_unpreparable",
+                job_id=delivery_id,
+                endpoint_id=endpoint_id or None,
+                error=problem,
+            )
+            if self._alerts is not None:
+                self._alerts.delivery_failed(
+                    delivery_id=delivery_id,
+                    endpoint_id=endpoint_id,
+                    event_id=None,
+                    reason="unpreparable",
+                    error=problem,
+                )
         if prepared.dead:
             self._metrics.dead_letter_total.labels("unpreparable").inc(len(prepared.dead))
         if prepared.reschedule:
@@ -308,6 +324,7 @@ class DeliveryService:
                         go.append(self._plan(row, now=now))
                     except Exception as exc:  # this row alone: bad config, secret, headers
                         problems[delivery.id] = _unpreparable(row, exc)
+                        prepared.dead_endpoints[delivery.id] = row.endpoint.id
             if inactive:
                 cancelled = await repo.cancel_deliveries(
                     session,
@@ -710,6 +727,8 @@ class DeliveryService:
                     event_id=planned.event_id,
                     reason=decision.dead_reason,
                     error=decision.outcome.last_error,
+                    attempt=planned.attempt_number,
+                    status_code=result.status_code,
                 )
         if item.span is not None:
             attributes: dict[str, str | int | float | bool] = {
@@ -820,6 +839,8 @@ class _Prepared:
     complete: list[str] = field(default_factory=list)
     reschedule: list[tuple[str, datetime]] = field(default_factory=list)
     dead: dict[str, str] = field(default_factory=dict)
+    dead_endpoints: dict[str, str] = field(default_factory=dict)
+    """The endpoint of each dead letter whose row could be read (for its alert)."""
 
     def merge(self, other: _Prepared) -> None:
         self.planned.extend(other.planned)
@@ -827,6 +848,7 @@ class _Prepared:
         self.complete.extend(other.complete)
         self.reschedule.extend(other.reschedule)
         self.dead.update(other.dead)
+        self.dead_endpoints.update(other.dead_endpoints)
 
 
 @dataclass(slots=True)
