@@ -244,3 +244,62 @@ def wait_until_up(base_url: str, process: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.1)  # polling a subprocess's start-up, not waiting on domain time
     raise AssertionError(f"hookline serve did not answer within {STARTUP_TIMEOUT_S} s")
+
+
+@pytest.mark.timeout(2 * RUN_TIMEOUT_S + 30)
+def test_a_worker_metrics_port_in_use_fails_naming_metrics_port(
+    occupied_port: int, tmp_path: Path, pycache_dir: Path
+) -> None:
+    # Given a migrated database and a METRICS_PORT another socket listens on
+    env = hookline_env(tmp_path, pycache_dir, METRICS_PORT=str(occupied_port))
+    assert run_hookline(["migrate"], cwd=tmp_path, env=env).returncode == 0
+
+    # When a worker starts, it stops with one line naming METRICS_PORT and the port's exit code
+    result = run_hookline(["worker"], cwd=tmp_path, env=env)
+    line = assert_one_line_error(result, exit_code=cli.EXIT_PORT, names="METRICS_PORT")
+    assert f"127.0.0.1:{occupied_port}" in line
+
+
+@pytest.mark.timeout(STARTUP_TIMEOUT_S + 3 * RUN_TIMEOUT_S + 30)
+def test_a_worker_serves_its_own_metrics(tmp_path: Path, pycache_dir: Path) -> None:
+    # Given a migrated database and a free METRICS_PORT
+    port = free_port()
+    env = hookline_env(tmp_path, pycache_dir, METRICS_PORT=str(port), LOG_LEVEL="INFO")
+    assert run_hookline(["migrate"], cwd=tmp_path, env=env).returncode == 0
+
+    # When `hookline worker` runs
+    with subprocess.Popen(
+        [HOOKLINE, "worker"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_until_up(base_url, process)
+
+            # Then Prometheus can scrape it: hookline's metrics, the stored-state gauges too
+            scraped = httpx.get(f"{base_url}/metrics", timeout=30)
+            assert scraped.status_code == 200
+            assert scraped.headers["content-type"].startswith("text/plain")
+            assert "webhook_backlog_due 0.0" in scraped.text
+            assert 'webhook_endpoints_disabled{reason="failing"} 0.0' in scraped.text
+
+            process.send_signal(signal.SIGTERM)
+            stdout, _ = process.communicate(timeout=RUN_TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=RUN_TIMEOUT_S)
+    assert process.returncode == 0
+
+    # And its start-up banner says where
+    [banner] = [
+        record
+        for record in (json.loads(line) for line in stdout.splitlines() if line.startswith("{"))
+        if record.get("event") == "hookline.start"
+    ]
+    assert banner["metrics"] == f"http://127.0.0.1:{port}/metrics"
