@@ -83,7 +83,8 @@ class Metrics:
         )
         self.retry_after_honoured_total = Counter(
             "webhook_retry_after_honoured",
-            "Retries whose delay a subscriber's Retry-After header set (429/503 and others).",
+            "Retries scheduled no sooner than the subscriber's Retry-After asked (capped at the "
+            "config's max_delay and window), for configs that respect it.",
             registry=r,
         )
         # Gauges of stored state: refreshed from the database at scrape time, at most once per
@@ -118,3 +119,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # Every known label value is exported from the start, at 0: Prometheus sees no increase
+        # in a series that first appears at 1, so the first dead letter or disable of a process
+        # would never alert, and a panel of a counter not yet moved would be empty.
+        for outcome in ("delivered", "retryable", "permanent", "gone"):
+            self.delivery_total.labels(outcome)
+        for reason in ("5xx", "408", "429", "timeout", "connect", "tls", "invalid_response"):
+            self.retry_total.labels(reason)
+        for reason in ("exhausted", "permanent", "endpoint_gone", "unpreparable", "unrecordable"):
+            self.dead_letter_total.labels(reason)
+        for reason in ("failing", "not_found", "gone", "manual"):  # domain.states.DisabledReason
+            self.endpoint_disabled_total.labels(reason)
+        for reason in ("lease_expired", "missing_from_queue"):
+            self.recovered_total.labels(reason)
+        for outcome in ("succeeded", "failed"):
+            self.attempts_per_delivery.labels(outcome)
