@@ -374,6 +374,7 @@ def base_env(pycache_dir: Path) -> dict[str, str]:
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPYCACHEPREFIX"] = str(pycache_dir)
+    env["METRICS_PORT"] = "0"  # several workers at once: none binds the default metrics port
     return env
 
 

@@ -225,7 +225,7 @@ class WebhookIn(InputModel):
     retry_config: RetryConfigIn | None = Field(
         None, description="How failed deliveries are retried; absent or null = defaults."
     )
-    trace_propagation: bool | None = Field(None, description=_TRACE_PROPAGATION)
+    trace_propagation: StrictBool | None = Field(None, description=_TRACE_PROPAGATION)
 
 
 def _no_default(schema: JsonDict) -> None:
@@ -254,7 +254,7 @@ class WebhookPatch(InputModel):
         "fields take their defaults); null goes back to the defaults, like DELETE "
         ".../retry-config.",
     )
-    trace_propagation: bool | None = Field(
+    trace_propagation: StrictBool | None = Field(
         None, json_schema_extra=_no_default, description=_TRACE_PROPAGATION
     )
 
