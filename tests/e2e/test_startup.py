@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -192,58 +194,81 @@ def test_serve_with_allow_loopback_says_so_at_start(tmp_path: Path, pycache_dir:
     port = free_port()
 
     # When `hookline serve --allow-loopback` starts and is stopped
+    base_url = f"http://127.0.0.1:{port}"
+    argv = ["serve", "--port", str(port), "--allow-loopback"]
+    with stopped_cleanly(argv, cwd=tmp_path, env=env, base_url=base_url) as run:
+        # Then a webhook may point at this machine (its URL is an IP: nothing is looked up)
+        token = (tmp_path / "data" / "api-token").read_text().strip()
+        created = httpx.post(
+            f"{base_url}/webhooks",
+            json={"url": f"http://127.0.0.1:{port}/receiver"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+
+    # And its start-up banner said that loopback receivers are allowed
+    banner = start_banner(run.stdout)
+    assert banner["loopback"] == "loopback receivers allowed (--allow-loopback)"
+    assert banner["api"] == base_url
+
+
+@dataclass
+class Run:
+    """A process ``stopped_cleanly`` ran: what it wrote to stdout, once it has stopped."""
+
+    stdout: str = ""
+
+
+@contextmanager
+def stopped_cleanly(
+    argv: list[str], *, cwd: Path, env: Mapping[str, str], base_url: str
+) -> Iterator[Run]:
+    """Start ``hookline argv``, wait for ``base_url``/healthz, run the block, then SIGTERM it:
+    it must exit 0 (killed and reaped on every way out)."""
+    run = Run()
     with subprocess.Popen(
-        [HOOKLINE, "serve", "--port", str(port), "--allow-loopback"],
-        cwd=tmp_path,
-        env=env,
+        [HOOKLINE, *argv],
+        cwd=cwd,
+        env=dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
     ) as process:
         try:
-            base_url = f"http://127.0.0.1:{port}"
             wait_until_up(base_url, process)
-
-            # Then a webhook may point at this machine (its URL is an IP: nothing is looked up)
-            token = (tmp_path / "data" / "api-token").read_text().strip()
-            created = httpx.post(
-                f"{base_url}/webhooks",
-                json={"url": f"http://127.0.0.1:{port}/receiver"},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30,
-            )
-            assert created.status_code == 201, created.text
-
+            yield run
             process.send_signal(signal.SIGTERM)
-            stdout, _ = process.communicate(timeout=RUN_TIMEOUT_S)
+            run.stdout, _ = process.communicate(timeout=RUN_TIMEOUT_S)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=RUN_TIMEOUT_S)
     assert process.returncode == 0
 
-    # And its start-up banner said that loopback receivers are allowed
+
+def start_banner(stdout: str) -> dict[str, object]:
+    """The ``hookline.start`` line among a process's JSON log lines."""
     [banner] = [
         record
         for record in (json.loads(line) for line in stdout.splitlines() if line.startswith("{"))
         if record.get("event") == "hookline.start"
     ]
-    assert banner["loopback"] == "loopback receivers allowed (--allow-loopback)"
-    assert banner["api"] == f"http://127.0.0.1:{port}"
+    return banner
 
 
 def wait_until_up(base_url: str, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"hookline serve exited with {process.returncode}"
+        assert process.poll() is None, f"hookline exited with {process.returncode}"
         try:
             if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)  # polling a subprocess's start-up, not waiting on domain time
-    raise AssertionError(f"hookline serve did not answer within {STARTUP_TIMEOUT_S} s")
+    raise AssertionError(f"hookline did not answer within {STARTUP_TIMEOUT_S} s")
 
 
 @pytest.mark.timeout(2 * RUN_TIMEOUT_S + 30)
@@ -268,38 +293,14 @@ def test_a_worker_serves_its_own_metrics(tmp_path: Path, pycache_dir: Path) -> N
     assert run_hookline(["migrate"], cwd=tmp_path, env=env).returncode == 0
 
     # When `hookline worker` runs
-    with subprocess.Popen(
-        [HOOKLINE, "worker"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    ) as process:
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            wait_until_up(base_url, process)
-
-            # Then Prometheus can scrape it: hookline's metrics, the stored-state gauges too
-            scraped = httpx.get(f"{base_url}/metrics", timeout=30)
-            assert scraped.status_code == 200
-            assert scraped.headers["content-type"].startswith("text/plain")
-            assert "webhook_backlog_due 0.0" in scraped.text
-            assert 'webhook_endpoints_disabled{reason="failing"} 0.0' in scraped.text
-
-            process.send_signal(signal.SIGTERM)
-            stdout, _ = process.communicate(timeout=RUN_TIMEOUT_S)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=RUN_TIMEOUT_S)
-    assert process.returncode == 0
+    base_url = f"http://127.0.0.1:{port}"
+    with stopped_cleanly(["worker"], cwd=tmp_path, env=env, base_url=base_url) as run:
+        # Then Prometheus can scrape it: hookline's metrics, the stored-state gauges too
+        scraped = httpx.get(f"{base_url}/metrics", timeout=30)
+        assert scraped.status_code == 200
+        assert scraped.headers["content-type"].startswith("text/plain")
+        assert "webhook_backlog_due 0.0" in scraped.text
+        assert 'webhook_endpoints_disabled{reason="failing"} 0.0' in scraped.text
 
     # And its start-up banner says where
-    [banner] = [
-        record
-        for record in (json.loads(line) for line in stdout.splitlines() if line.startswith("{"))
-        if record.get("event") == "hookline.start"
-    ]
-    assert banner["metrics"] == f"http://127.0.0.1:{port}/metrics"
+    assert start_banner(run.stdout)["metrics"] == f"{base_url}/metrics"

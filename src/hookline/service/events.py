@@ -19,6 +19,7 @@ would be signed and sent as different bytes; ``true`` is never ``1``).
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -87,24 +88,19 @@ class EventService:
             if existing is None:
                 raise
             return same_content(existing, event_type=event_type, payload=payload)
+        write = partial(
+            self.writer.write,
+            event_type=event_type,
+            payload=payload,
+            body=body,
+            size_bytes=size,
+            key=idempotency_key,
+        )
         if self._tracing is None:
-            result = await self.writer.write(
-                event_type=event_type,
-                payload=payload,
-                body=body,
-                size_bytes=size,
-                key=idempotency_key,
-            )
+            result = await write()
         else:
             with self._tracing.publishing(event_type) as (span, traceparent):
-                result = await self.writer.write(
-                    event_type=event_type,
-                    payload=payload,
-                    body=body,
-                    size_bytes=size,
-                    key=idempotency_key,
-                    trace_context=traceparent,
-                )
+                result = await write(trace_context=traceparent)
                 span.set_attributes(
                     {
                         "hookline.event.id": result.event.id,
