@@ -101,6 +101,9 @@ class Event(Base):
     # span, in any process and hours later, is a child of the publishing trace.
     trace_context: Mapped[str | None] = mapped_column(String(512), default=None)
 
+    # GET /events pages newest first.
+    __table_args__ = (Index("ix_events_created_at_id", "created_at", "id"),)
+
 
 class Delivery(Base):
     """One event on its way to one endpoint: its state, due time, lease and attempt counter.

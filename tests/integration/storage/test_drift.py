@@ -18,11 +18,17 @@ async def test_a_missing_migration_is_reported_as_drift(empty_engine: AsyncEngin
     # When it is compared with the models
     diffs = await check_drift(empty_engine)
 
-    # Then exactly the two missing columns are reported
-    reported = sorted((kind, table, column.name) for kind, _schema, table, column in diffs)
+    # Then exactly the two missing columns (and the later index) are reported
+    reported = sorted(
+        (diff[0], diff[1].table.name, diff[1].name)
+        if diff[0] == "add_index"
+        else (diff[0], diff[2], diff[3].name)
+        for diff in diffs
+    )
     assert reported == [
         ("add_column", "events", "trace_context"),
         ("add_column", "webhook_endpoints", "trace_propagation"),
+        ("add_index", "events", "ix_events_created_at_id"),
     ]
 
 

@@ -55,19 +55,20 @@ async def _endpoint_columns(
         return await conn.run_sync(columns)
 
 
-def test_the_package_ships_three_linear_revisions() -> None:
+def test_the_package_ships_four_linear_revisions() -> None:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())
     chain = [(rev.revision, rev.down_revision) for rev in script.walk_revisions()]
 
-    assert chain == [("0003", "0002"), ("0002", "0001"), ("0001", None)]
-    assert head_revision() == "0003"
+    assert chain == [("0004", "0003"), ("0003", "0002"), ("0002", "0001"), ("0001", None)]
+    assert head_revision() == "0004"
     files = sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("0*.py"))
     assert files == [
         "0001_initial_schema.py",
         "0002_add_webhook_retry.py",
         "0003_trace_context.py",
+        "0004_events_created_at_index.py",
     ]
 
 
@@ -80,7 +81,7 @@ async def test_upgrade_downgrade_upgrade(empty_engine: AsyncEngine) -> None:
     await upgrade(empty_engine)
 
     # Then all four tables, retry_config and the trace columns exist; JSONB on PostgreSQL
-    assert await current_revision(empty_engine) == "0003"
+    assert await current_revision(empty_engine) == "0004"
     assert await _tables(empty_engine) == APP_TABLES
     columns = await _endpoint_columns(empty_engine)
     retry_type = columns["retry_config"]
@@ -194,7 +195,7 @@ async def test_root_alembic_ini_upgrades_and_downgrades_from_database_url(
     await asyncio.to_thread(command.upgrade, _root_config(), "head")
 
     # Then the database is at head, and downgrade base empties it again
-    assert await current_revision(empty_engine) == "0003"
+    assert await current_revision(empty_engine) == "0004"
     assert await _tables(empty_engine) == APP_TABLES
     await asyncio.to_thread(command.downgrade, _root_config(), "base")
     assert await current_revision(empty_engine) is None
@@ -228,7 +229,7 @@ async def test_root_alembic_ini_falls_back_to_the_settings_sqlite_file(
     assert database.is_file()
     engine = create_engine(f"sqlite:///{database}")
     try:
-        assert await current_revision(engine) == "0003"
+        assert await current_revision(engine) == "0004"
         async with engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
         assert mode == "wal"
@@ -237,7 +238,8 @@ async def test_root_alembic_ini_falls_back_to_the_settings_sqlite_file(
 
 
 @pytest.mark.parametrize(
-    ("revision", "has_retry_config"), [("0001", False), ("0002", True), ("0003", True)]
+    ("revision", "has_retry_config"),
+    [("0001", False), ("0002", True), ("0003", True), ("0004", True)],
 )
 async def test_offline_sql_creates_every_table(
     revision: str, has_retry_config: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

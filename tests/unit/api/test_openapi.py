@@ -31,6 +31,7 @@ CONTRACT = {
     ("post", "/webhooks/{webhook_id}/secret/rotate"),
     ("get", "/webhooks/{webhook_id}/stats"),
     ("post", "/events"),
+    ("get", "/events"),
     ("get", "/events/{event_id}"),
     ("get", "/deliveries"),
     ("get", "/deliveries/{delivery_id}"),

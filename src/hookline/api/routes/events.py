@@ -1,4 +1,4 @@
-"""``/events``: publish an event (fan-out to subscribed webhooks) and read one back.
+"""``/events``: publish an event (fan-out to subscribed webhooks), list events, read one back.
 
 Publishing is the hot path of ingest, so its answer is serialised once by pydantic-core straight
 to bytes (the same JSON FastAPI would produce from ``response_model``, which still documents it)
@@ -7,13 +7,21 @@ instead of validated again, turned into a dict and encoded by the stdlib.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from hookline.api.deps import EventId, EventsDep, QueriesDep
 from hookline.api.errors import error_responses
 from hookline.api.links import DELIVERY_OPERATIONS, links
+from hookline.api.pagination import DEFAULT_LIMIT, Cursor, Limit, page_out
 from hookline.api.routing import ApiRoute
-from hookline.api.schemas import EventIn, EventOut, PublishedEventOut
+from hookline.api.schemas import EventIn, EventOut, Page, PublishedEventOut
+from hookline.api.schemas.common import TIMESTAMP_RULE, AwareUtcDatetime
+from hookline.api.schemas.events import EventSummaryOut
+from hookline.api.schemas.webhooks import EventTypePattern
+from hookline.domain.event_types import PATTERN_RULE
 
 router = APIRouter(prefix="/events", tags=["events"], route_class=ApiRoute)
 JSON_MEDIA_TYPE = "application/json"
@@ -55,6 +63,51 @@ async def publish_event(body: EventIn, events: EventsDep) -> Response:
         status_code=202 if result.created else 200,
         media_type=JSON_MEDIA_TYPE,
     )
+
+
+@router.get(
+    "",
+    responses={200: {"links": links("event_id", "/data/0/id", "get_event", "list_deliveries")}},
+    summary="List events",
+)
+async def list_events(
+    request: Request,
+    queries: QueriesDep,
+    event_type: Annotated[
+        EventTypePattern | None,
+        Query(description=f"Only events of this type or pattern: {PATTERN_RULE}."),
+    ] = None,
+    since: Annotated[
+        AwareUtcDatetime | None,
+        Query(description=f"Only those created at or after this time: {TIMESTAMP_RULE}"),
+    ] = None,
+    until: Annotated[
+        AwareUtcDatetime | None,
+        Query(
+            description="Only those created before this time (not at it), which is not before "
+            f"since: {TIMESTAMP_RULE}"
+        ),
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[EventSummaryOut]:
+    """Events matching every given filter, newest first, with their payloads and delivery
+    counts (an event's deliveries are at `GET /events/{event_id}`)."""
+    if since is not None and until is not None and until < since:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "until"),
+                    "msg": "must not be before since",
+                    "input": request.query_params.get("until"),
+                }
+            ]
+        )
+    page = await queries.list_events(
+        event_type=event_type, since=since, until=until, limit=limit, cursor=cursor
+    )
+    return page_out(page, EventSummaryOut.from_summary, Page[EventSummaryOut])
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""Event shapes: ``EventIn`` (publish), ``PublishedEventOut`` (its answer), ``EventOut`` (read)."""
+"""Event shapes: ``EventIn`` (publish), ``PublishedEventOut`` (its answer), ``EventOut`` (read
+one, with its deliveries), ``EventSummaryOut`` (an item of the list: the delivery count only)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from hookline.domain.event_types import EVENT_TYPE_FORBIDDEN_REGEX, validate_eve
 
 if TYPE_CHECKING:
     from hookline.service.events import PublishResult
-    from hookline.service.queries import EventWithDeliveries
+    from hookline.service.queries import EventSummary, EventWithDeliveries
+    from hookline.storage.models import Event
 
 
 def _finite_and_shallow(value: Any) -> None:
@@ -112,24 +114,48 @@ class PublishedEventOut(OutputModel):
         )
 
 
-class EventOut(OutputModel):
-    """An event with its payload and every delivery it fanned out to (newest first)."""
+def _event_fields(event: Event) -> dict[str, Any]:
+    """What every event shape shows of the stored event (the payload parsed back to JSON)."""
+    return {
+        "id": event.id,
+        "event_type": event.event_type,
+        "payload": orjson.loads(event.payload),
+        "idempotency_key": event.idempotency_key,
+        "created_at": event.created_at,
+    }
+
+
+class _EventBase(OutputModel):
+    """The fields of a published event; the shapes below add what they tell about deliveries."""
 
     id: str
     event_type: str
     payload: Any = Field(description="The JSON value published.")
     idempotency_key: str | None
     created_at: UtcDatetime
+
+
+class EventOut(_EventBase):
+    """An event with its payload and every delivery it fanned out to (newest first)."""
+
     deliveries: list[DeliveryOut]
 
     @classmethod
     def from_found(cls, found: EventWithDeliveries) -> EventOut:
-        event = found.event
         return cls(
-            id=event.id,
-            event_type=event.event_type,
-            payload=orjson.loads(event.payload),
-            idempotency_key=event.idempotency_key,
-            created_at=event.created_at,
+            **_event_fields(found.event),
             deliveries=[DeliveryOut.from_delivery(d) for d in found.deliveries],
         )
+
+
+class EventSummaryOut(_EventBase):
+    """An event with its payload; `GET /events/{event_id}` shows its deliveries."""
+
+    delivery_count: int = Field(
+        description="How many deliveries the event has now: one per webhook it fanned out to, "
+        "less those pruned after RETENTION_DAYS."
+    )
+
+    @classmethod
+    def from_summary(cls, summary: EventSummary) -> EventSummaryOut:
+        return cls(**_event_fields(summary.event), delivery_count=summary.delivery_count)
