@@ -28,6 +28,7 @@ from hookline.queue.redis_queue import RedisQueue
 from hookline.queue.sql_queue import SqlQueue
 from hookline.sender.client import Sender
 from hookline.service.alert_webhook import WebhookNotifier
+from hookline.service.console import ConsoleQueries
 from hookline.service.dead_letters import DeadLetterService
 from hookline.service.delivery import DeliveryService
 from hookline.service.destinations import DestinationVetter
@@ -60,6 +61,7 @@ class Runtime:
     delivery: DeliveryService
     loops: LoopHealth
     stats: StatsRefresher
+    console: ConsoleQueries
     tracing: Tracing | None
     alerts: AlertDispatcher
 
@@ -194,6 +196,7 @@ async def open_runtime(
                 clock=clock,
                 ttl_s=settings.metrics_cache_s,
             ),
+            console=ConsoleQueries(sessions=sessions, queue=queue, clock=clock),
             tracing=tracing,
             alerts=alerts,
         )

@@ -3,7 +3,8 @@
 ``build_app()`` assembles routes, error handlers and docs without a runtime, which is all the
 OpenAPI document needs (``scripts/gen_openapi``); ``create_app`` adds the runtime and the request
 body limit. Every resource router requires a bearer token; the operations routes, ``/docs``,
-``/static`` and ``/openapi.json`` do not.
+``/static`` and ``/openapi.json`` do not. The operator console (``/ui``, ``api.console``) signs
+people in with the same tokens and stays out of the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.routing import APIRoute
 
 from hookline import __version__
 from hookline.api.auth import RequireToken
+from hookline.api.console import install_console
 from hookline.api.deps import ApiRuntime
 from hookline.api.docs import install_docs
 from hookline.api.errors import error_responses, install_error_handlers
@@ -62,6 +64,7 @@ def build_app(*, max_body_size: int | None = None) -> FastAPI:
         app.include_router(router, dependencies=[RequireToken], responses=error_responses(401, 503))
     app.include_router(operations.router)
     install_docs(app)
+    install_console(app)
     return app
 
 

@@ -21,6 +21,7 @@ from hookline.clock import Clock
 from hookline.errors import NotFound
 from hookline.observability.tracing import Tracing
 from hookline.queue.base import DelayedQueue
+from hookline.service.console import ConsoleQueries
 from hookline.service.dead_letters import DeadLetterService
 from hookline.service.endpoints import EndpointService
 from hookline.service.events import EventService
@@ -65,6 +66,8 @@ class ApiRuntime(Protocol):
     @property
     def stats(self) -> StatsRefresher: ...
     @property
+    def console(self) -> ConsoleQueries: ...
+    @property
     def tracing(self) -> Tracing | None: ...
 
 
@@ -91,10 +94,15 @@ async def _dead_letters(runtime: RuntimeDep) -> DeadLetterService:
     return runtime.dead_letters
 
 
+async def _console(runtime: RuntimeDep) -> ConsoleQueries:
+    return runtime.console
+
+
 EndpointsDep = Annotated[EndpointService, Depends(_endpoints)]
 QueriesDep = Annotated[DeliveryQueries, Depends(_queries)]
 EventsDep = Annotated[EventService, Depends(_events)]
 DeadLettersDep = Annotated[DeadLetterService, Depends(_dead_letters)]
+ConsoleDep = Annotated[ConsoleQueries, Depends(_console)]
 
 
 def _checked(value: str, *, prefix: str, kind: str) -> str:
