@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -25,6 +25,9 @@ from hookline.clock import ManualClock
 from hookline.runtime import Runtime, open_runtime
 from hookline.settings import Settings
 from tests.integration.api.helpers import TOKEN, Api, FakeDns
+
+if TYPE_CHECKING:
+    from tests.integration.api.console_helpers import Console
 
 BASE_URL = "http://hookline.test"
 MAX_PAYLOAD_BYTES = 4096
@@ -113,3 +116,12 @@ async def sqlite_api(
     """The API on SQLite only, authenticated."""
     async with runtime_factory(sqlite_url)() as runtime, client_for(runtime) as client:
         yield client
+
+
+@pytest.fixture
+async def console(api: Api) -> AsyncIterator[Console]:
+    """The console on SQLite and on PostgreSQL (``api``'s runtime), signed out."""
+    from tests.integration.api.console_helpers import console_for  # it imports this module
+
+    async with console_for(api.runtime) as opened:
+        yield opened
