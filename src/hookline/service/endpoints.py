@@ -171,6 +171,34 @@ class EndpointStats:
         return self.attempts_succeeded / self.attempts_total
 
 
+@dataclass(frozen=True, slots=True)
+class RecentAttempts:
+    """One endpoint's attempts of the last ``window_s`` seconds, counted as ``EndpointStats``
+    counts them: all of them, and those answered with a 2xx."""
+
+    endpoint_id: str
+    window_s: float
+    total: int
+    succeeded: int
+
+    @property
+    def failed(self) -> int:
+        return self.total - self.succeeded
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed attempts over all attempts; None when there were none."""
+        return None if self.total == 0 else self.failed / self.total
+
+
+@dataclass(frozen=True, slots=True)
+class EnableOutcome:
+    """What enabling did: the endpoint, and the deliveries it put back in the queue."""
+
+    endpoint: Endpoint
+    replayed_delivery_ids: tuple[str, ...]
+
+
 def retry_config_of(endpoint: Endpoint) -> EffectiveRetryConfig:
     """The endpoint's effective retry config with its source; never raises for a stored
     config that cannot be read (one bad row must not break the reads of the others)."""
@@ -373,12 +401,22 @@ class EndpointService:
         ``last_error`` ``endpoint_disabled``, finished at or after ``disabled_at``) go back to
         ``pending``, due now, with a fresh retry round. An active endpoint is returned unchanged.
         """
+        outcome = await self.enable_with_outcome(
+            endpoint_id=endpoint_id, replay_cancelled=replay_cancelled
+        )
+        return outcome.endpoint
+
+    async def enable_with_outcome(
+        self, *, endpoint_id: str, replay_cancelled: bool = False
+    ) -> EnableOutcome:
+        """``enable``, also telling which deliveries went back in the queue (none for an
+        endpoint that was active already)."""
         now = self._clock.now()
         replayed: list[str] = []
         async with self._sessions.begin() as session:
             endpoint = await _load(session, endpoint_id, for_update=True)
             if endpoint.status == EndpointStatus.ACTIVE:
-                return endpoint
+                return EnableOutcome(endpoint=endpoint, replayed_delivery_ids=())
             disabled_at = endpoint.disabled_at
             endpoint.status = EndpointStatus.ACTIVE.value
             endpoint.disabled_reason = None
@@ -399,7 +437,7 @@ class EndpointService:
             # Committed first: if this fails, the sweeper finds them due in SQL.
             await self._queue.add_missing([(delivery_id, now) for delivery_id in replayed])
         log.info("endpoint.enabled", endpoint_id=endpoint_id, replayed=len(replayed))
-        return endpoint
+        return EnableOutcome(endpoint=endpoint, replayed_delivery_ids=tuple(replayed))
 
     async def get_secret(self, *, endpoint_id: str) -> EndpointSecret:
         """The current signing secret."""
@@ -451,6 +489,27 @@ class EndpointService:
             attempts_total=attempts.total,
             attempts_succeeded=attempts.succeeded,
         )
+
+    async def recent_attempts(self, *, endpoint_ids: Sequence[str]) -> dict[str, RecentAttempts]:
+        """The last 24 hours' attempts of each of ``endpoint_ids`` (as ``stats`` counts them),
+        in one grouped statement however many there are: a list page's figures without a
+        query per row. Every id given is in the result; one without attempts (or unknown, or
+        deleted) has zeros."""
+        since = self._clock.now() - timedelta(seconds=STATS_WINDOW_S)
+        async with self._sessions() as session:
+            counts = await repo.attempt_counts_by_endpoint(
+                session, endpoint_ids=endpoint_ids, started_since=since
+            )
+        result: dict[str, RecentAttempts] = {}
+        for endpoint_id in endpoint_ids:
+            found = counts.get(endpoint_id)
+            result[endpoint_id] = RecentAttempts(
+                endpoint_id=endpoint_id,
+                window_s=STATS_WINDOW_S,
+                total=0 if found is None else found.total,
+                succeeded=0 if found is None else found.succeeded,
+            )
+        return result
 
     async def _vet_url(self, url: str) -> None:
         if self._destinations is None:

@@ -176,10 +176,13 @@ class DeliveryQueries:
         webhook_id: str | None = None,
         event_id: str | None = None,
         state: str | None = None,
+        completed_since: datetime | None = None,
+        completed_until: datetime | None = None,
         limit: int,
         cursor: str | None = None,
     ) -> Page[Delivery]:
-        """Deliveries matching every given filter, newest first.
+        """Deliveries matching every given filter, newest first; ``completed_since <=
+        completed_at < completed_until`` when given (so only finished ones).
 
         Raises ``InvalidCursor`` (a ``ValueError``) for a cursor this API did not hand out.
         """
@@ -190,15 +193,29 @@ class DeliveryQueries:
                 endpoint_id=webhook_id,
                 event_id=event_id,
                 state=state,
+                completed_since=completed_since,
+                completed_until=completed_until,
                 before_id=before_id,
                 limit=limit + 1,
             )
         return page_of(rows, limit=limit, id_of=_delivery_id)
 
     async def list_dead_letters(
-        self, *, webhook_id: str | None = None, limit: int, cursor: str | None = None
+        self,
+        *,
+        webhook_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int,
+        cursor: str | None = None,
     ) -> Page[Delivery]:
-        """Deliveries in the dead-letter state (``failed``), newest first."""
+        """Deliveries in the dead-letter state (``failed``), newest first; ``since <= failed
+        at (completed_at) < until`` when given, the window ``DeadLetterService.replay`` takes."""
         return await self.list_deliveries(
-            webhook_id=webhook_id, state=DEAD_LETTER_STATE, limit=limit, cursor=cursor
+            webhook_id=webhook_id,
+            state=DEAD_LETTER_STATE,
+            completed_since=since,
+            completed_until=until,
+            limit=limit,
+            cursor=cursor,
         )

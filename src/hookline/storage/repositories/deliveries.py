@@ -431,9 +431,12 @@ def finished_within(
     endpoint_id: str | None = None,
     completed_since: datetime | None = None,
     completed_before: datetime | None = None,
+    completed_until: datetime | None = None,
 ) -> list[ColumnElement[bool]]:
-    """Deliveries of one endpoint (when given) finished within a window (bounds inclusive):
-    the filters a replay (``requeue``) and its account of what it skipped share."""
+    """Deliveries of one endpoint (when given) finished within a window: ``completed_since``
+    and ``completed_before`` inclusive, ``completed_until`` exclusive (a list's ``until``). The
+    filters a replay (``requeue``), its account of what it skipped and the dead-letter list
+    share."""
     conditions: list[ColumnElement[bool]] = []
     if endpoint_id is not None:
         conditions.append(Delivery.endpoint_id == endpoint_id)
@@ -441,6 +444,8 @@ def finished_within(
         conditions.append(Delivery.completed_at >= completed_since)
     if completed_before is not None:
         conditions.append(Delivery.completed_at <= completed_before)
+    if completed_until is not None:
+        conditions.append(Delivery.completed_at < completed_until)
     return conditions
 
 
@@ -453,6 +458,7 @@ async def requeue(
     endpoint_id: str | None = None,
     completed_since: datetime | None = None,
     completed_before: datetime | None = None,
+    completed_until: datetime | None = None,
     last_error: str | None = None,
     only_active_endpoints: bool = False,
     limit: int | None = None,
@@ -468,6 +474,7 @@ async def requeue(
             endpoint_id=endpoint_id,
             completed_since=completed_since,
             completed_before=completed_before,
+            completed_until=completed_until,
         ),
     ]
     if delivery_ids is not None:

@@ -1,4 +1,5 @@
-"""SQL of the endpoint use cases: load, list, and the 24-hour figures of one endpoint.
+"""SQL of the endpoint use cases: load, list, and the 24-hour figures of one endpoint (or of a
+page of them at once).
 
 A soft-deleted endpoint (``deleted_at`` set) is invisible here: every read filters it out, so the
 service answers "not found" for it exactly as for an id that never existed.
@@ -6,10 +7,11 @@ service answers "not found" for it exactly as for an id that never existed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint
@@ -72,15 +74,42 @@ async def attempt_counts(
     session: AsyncSession, *, endpoint_id: str, started_since: datetime
 ) -> AttemptCounts:
     """Attempts made for the endpoint since then, and how many of them got a 2xx."""
-    succeeded = case(
-        (and_(DeliveryAttempt.status_code >= 200, DeliveryAttempt.status_code < 300), 1),
-        else_=0,
-    )
     result = await session.execute(
-        select(func.count(), func.coalesce(func.sum(succeeded), 0))
+        select(func.count(), func.coalesce(func.sum(_succeeded()), 0))
         .select_from(DeliveryAttempt)
         .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
         .where(Delivery.endpoint_id == endpoint_id, DeliveryAttempt.started_at >= started_since)
     )
     total, ok = result.one()
     return AttemptCounts(total=int(total), succeeded=int(ok))
+
+
+async def attempt_counts_by_endpoint(
+    session: AsyncSession, *, endpoint_ids: Sequence[str], started_since: datetime
+) -> dict[str, AttemptCounts]:
+    """``attempt_counts`` of each of ``endpoint_ids`` in one grouped statement (a list page's
+    figures); an endpoint without attempts in the window is absent from the result."""
+    if not endpoint_ids:
+        return {}
+    result = await session.execute(
+        select(Delivery.endpoint_id, func.count(), func.coalesce(func.sum(_succeeded()), 0))
+        .select_from(DeliveryAttempt)
+        .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+        .where(
+            Delivery.endpoint_id.in_(list(endpoint_ids)),
+            DeliveryAttempt.started_at >= started_since,
+        )
+        .group_by(Delivery.endpoint_id)
+    )
+    return {
+        str(endpoint_id): AttemptCounts(total=int(total), succeeded=int(ok))
+        for endpoint_id, total, ok in result.all()
+    }
+
+
+def _succeeded() -> ColumnElement[int]:
+    """1 for an attempt answered with a 2xx, else 0 (summed: the attempts that succeeded)."""
+    return case(
+        (and_(DeliveryAttempt.status_code >= 200, DeliveryAttempt.status_code < 300), 1),
+        else_=0,
+    )

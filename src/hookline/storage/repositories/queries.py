@@ -146,8 +146,11 @@ async def list_deliveries(
     state: str | None,
     before_id: str | None,
     limit: int,
+    completed_since: datetime | None = None,
+    completed_until: datetime | None = None,
 ) -> list[Delivery]:
-    """Up to ``limit`` deliveries matching every given filter, newest first."""
+    """Up to ``limit`` deliveries matching every given filter, newest first
+    (``completed_since <= completed_at < completed_until``)."""
     query = select(Delivery)
     if endpoint_id is not None:
         query = query.where(Delivery.endpoint_id == endpoint_id)
@@ -155,6 +158,10 @@ async def list_deliveries(
         query = query.where(Delivery.event_id == event_id)
     if state is not None:
         query = query.where(Delivery.state == state)
+    if completed_since is not None:
+        query = query.where(Delivery.completed_at >= completed_since)
+    if completed_until is not None:
+        query = query.where(Delivery.completed_at < completed_until)
     if before_id is not None:
         query = query.where(Delivery.id < before_id)
     result = await session.execute(query.order_by(Delivery.id.desc()).limit(limit))
