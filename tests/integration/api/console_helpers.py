@@ -43,7 +43,7 @@ SLOW_RETRY = {
     "jitter": "none",
 }
 """A retry config whose first retry comes 10 hours after the first attempt."""
-PLACEHOLDER_PAGES = ["/ui/webhooks", "/ui/deliveries", "/ui/dead-letters", "/ui/events"]
+PLACEHOLDER_PAGES: list[str] = []
 
 
 # helpers -----------------------------------------------------------------------------------

@@ -20,12 +20,29 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from hookline.api.console import login, overview, placeholders
+from hookline.api.console import (
+    dead_letters,
+    deliveries,
+    events,
+    login,
+    overview,
+    placeholders,
+    webhooks,
+)
 from hookline.api.console.headers import CONSOLE_PATH, ConsoleHeaders
 
 
 def install_console(app: FastAPI) -> None:
     """Serve the console under ``/ui`` (left out of the OpenAPI document)."""
-    for router in (login.router, overview.router, placeholders.router, placeholders.fallback):
+    for router in (
+        login.router,
+        overview.router,
+        events.router,
+        deliveries.router,
+        dead_letters.router,
+        webhooks.router,
+        placeholders.router,
+        placeholders.fallback,
+    ):
         app.include_router(router, prefix=CONSOLE_PATH, include_in_schema=False)
     app.add_middleware(ConsoleHeaders)

@@ -38,7 +38,7 @@ MAX_FORM_FIELDS: Final = 10_000
 """More fields than this reads as an empty form (and so fails the CSRF check)."""
 LOGIN_PATH: Final = "/login"
 NEXT_FIELD: Final = "next"
-_LOCAL_PAGE: Final = re.compile(r"/[A-Za-z0-9._~/-]*(\?[A-Za-z0-9._~=&%+-]*)?")
+_LOCAL_PAGE: Final = re.compile(r"/[A-Za-z0-9._~/-]*(\?[A-Za-z0-9._~=&%+*-]*)?")
 """A path (and query) of this site with no scheme, host, backslash or quote in it."""
 
 

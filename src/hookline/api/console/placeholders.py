@@ -29,13 +29,7 @@ class Placeholder:
     api_call: str
 
 
-PLACEHOLDERS: Final = (
-    Placeholder("/webhooks", "webhooks", "Webhooks", "GET /webhooks"),
-    Placeholder("/webhooks/{webhook_id}", "webhooks", "Webhook", "GET /webhooks/{id}/stats"),
-    Placeholder("/deliveries", "deliveries", "Deliveries", "GET /deliveries"),
-    Placeholder("/dead-letters", "dead-letters", "Dead letters", "GET /dead-letters"),
-    Placeholder("/events", "events", "Events", "GET /events"),
-)
+PLACEHOLDERS: Final[tuple[Placeholder, ...]] = ()
 
 router = console_router()
 fallback = console_router()
