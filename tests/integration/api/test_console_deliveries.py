@@ -206,10 +206,10 @@ async def test_the_deliveries_list_filters_pages_and_links_like_the_api(
     assert row.find("a", href=f"/ui/deliveries/{mine[1].id}") is not None
     assert row.find("a", href=f"/ui/webhooks/{first['id']}") is not None
     assert row.find("a", href=f"/ui/events/{mine[1].event_id}") is not None
-    badge = row.find(class_="dlv-state")
+    badge = row.find(class_="badge-state")
     assert isinstance(badge, Tag)
     assert (badge["data-state"], badge.get_text(strip=True)) == ("retrying", "retrying")
-    assert "dlv-state-retrying" in badge["class"]
+    assert "badge-state-retrying" in badge["class"]
 
     # Filters: the same as GET /deliveries, and the same answers
     for query in [

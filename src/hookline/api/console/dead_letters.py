@@ -19,9 +19,9 @@ Replaying takes two CSRF-checked posts:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -30,16 +30,19 @@ from starlette.datastructures import FormData
 
 from hookline.api.console.auth import CheckedFormDep, SessionDep
 from hookline.api.console.deliveries import (
-    BAD_CURSOR,
-    CURSOR_FIELD,
     DELIVERIES_PATH,
     LIMIT_FIELD,
-    MAX_FIELD_CHARS,
     PAGE_SIZE,
-    checked_cursor,
     field_errors,
-    list_link,
     page_context,
+)
+from hookline.api.console.formatting import TIME_RULE, as_utc_text
+from hookline.api.console.listing import (
+    BAD_CURSOR,
+    CURSOR_FIELD,
+    MAX_FIELD_CHARS,
+    checked_cursor,
+    list_link,
     raw_params,
 )
 from hookline.api.console.rendering import console_prefix, render
@@ -60,6 +63,7 @@ from hookline.service.pagination import InvalidCursor
 from hookline.storage.models import Delivery
 
 router = console_router()
+Outcome = TypeVar("Outcome", ReplayPreview, ReplayResult)
 
 DEAD_LETTERS_PATH: Final = "/dead-letters"
 CONFIRM_PATH: Final = DEAD_LETTERS_PATH + "/confirm"
@@ -70,10 +74,6 @@ SCOPE_FIELD: Final = "scope"
 SELECTED: Final = "selected"
 ALL_MATCHING: Final = "all"
 ID_FIELD: Final = "delivery_id"
-TIME_RULE: Final = (
-    "{label} must be a date and time such as 2026-01-31 14:30 or 2026-01-31T14:30:00Z (read as "
-    "UTC unless it ends with an offset like +02:00), between 1970-01-01 and 9999-12-31."
-)
 UNTIL_BEFORE_SINCE: Final = "Failed before must not be earlier than Failed since."
 NOTHING_SELECTED: Final = (
     "Nothing was selected. Tick the dead letters to replay, or use Replay all matching."
@@ -87,11 +87,6 @@ SKIP_REASONS: Final = {
     NOT_A_DEAD_LETTER: "no longer a dead letter (already replayed or retried meanwhile)",
 }
 """Why dead letters were (or would be) left alone, in words."""
-_LOCAL_TIME: Final = re.compile(
-    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
-    r"(?:[Tt ](?P<time>[0-9]{2}:[0-9]{2})(?P<seconds>:[0-9]{2}(?:\.[0-9]{1,9})?)?)?"
-)
-"""A time written without an offset (what a datetime-local field sends): read as UTC."""
 _DELIVERY_ID: Final = re.compile(id_pattern(DELIVERY))
 
 
@@ -102,15 +97,6 @@ class DeadLetterFilters(InputModel):
     since: AwareUtcDatetime | None = None
     until: AwareUtcDatetime | None = None
     limit: int = Field(PAGE_SIZE, ge=1, le=MAX_LIMIT)
-
-
-def as_utc_text(value: str) -> str:
-    """``value`` with ``Z`` added when it is a date or date-time without an offset (the console
-    shows every time in UTC); anything else unchanged, for the API's timestamp rule to judge."""
-    found = _LOCAL_TIME.fullmatch(value)
-    if found is None:
-        return value
-    return f"{found['date']}T{found['time'] or '00:00'}{found['seconds'] or ':00'}Z"
 
 
 def read_filters(raw: Mapping[str, str]) -> tuple[DeadLetterFilters | None, dict[str, str]]:
@@ -292,6 +278,29 @@ def read_replay_form(form: FormData, raw: Mapping[str, str]) -> Asked | Refused:
     return Refused(422, problem=NO_SCOPE)
 
 
+async def _carry_out(
+    asked: Asked | Refused,
+    on_selection: Callable[..., Awaitable[Outcome]],
+    on_filters: Callable[..., Awaitable[Outcome]],
+) -> Outcome | Refused:
+    """``on_selection(delivery_ids=...)`` for a selection, else ``on_filters`` with the
+    filter's webhook and times; what refused the form, or the webhook it names being unknown,
+    as ``Refused``."""
+    if isinstance(asked, Refused):
+        return asked
+    try:
+        if asked.selection is not None:
+            return await on_selection(delivery_ids=asked.selection)
+        assert asked.filters is not None
+        return await on_filters(
+            endpoint_id=asked.filters.webhook_id,
+            since=asked.filters.since,
+            until=asked.filters.until,
+        )
+    except NotFound:
+        return Refused(404, errors={"webhook_id": NO_SUCH_WEBHOOK})
+
+
 def _back_link(request: Request, raw: Mapping[str, str]) -> str:
     query = {name: raw[name] for name in (*FILTER_FIELDS, LIMIT_FIELD)}
     return list_link(console_prefix(request), DEAD_LETTERS_PATH, query, cursor=None)
@@ -309,23 +318,10 @@ async def confirm_replay(
     """ "Replay N dead letters?", with the selection or the filter as hidden fields."""
     raw = _form_raw(form)
     asked = read_replay_form(form, raw)
-    preview: ReplayPreview | None = None
-    if isinstance(asked, Asked):
-        try:
-            if asked.selection is not None:
-                preview = await dead_letters.preview_selected(delivery_ids=asked.selection)
-            else:
-                assert asked.filters is not None
-                preview = await dead_letters.preview_replay(
-                    endpoint_id=asked.filters.webhook_id,
-                    since=asked.filters.since,
-                    until=asked.filters.until,
-                )
-        except NotFound:
-            asked = Refused(404, errors={"webhook_id": NO_SUCH_WEBHOOK})
-    if isinstance(asked, Refused):
-        return await _refused(request, asked, raw, session, runtime, queries)
-    assert preview is not None
+    preview = await _carry_out(asked, dead_letters.preview_selected, dead_letters.preview_replay)
+    if isinstance(preview, Refused):
+        return await _refused(request, preview, raw, session, runtime, queries)
+    assert isinstance(asked, Asked)
     return render(
         request,
         "dead_letters_confirm.html",
@@ -356,24 +352,11 @@ async def replay(
 ) -> HTMLResponse:
     """Replay the selection, or every dead letter matching the filter; show what happened."""
     raw = _form_raw(form)
-    asked = read_replay_form(form, raw)
-    result: ReplayResult | None = None
-    if isinstance(asked, Asked):
-        try:
-            if asked.selection is not None:
-                result = await dead_letters.replay_selected(delivery_ids=asked.selection)
-            else:
-                assert asked.filters is not None
-                result = await dead_letters.replay(
-                    endpoint_id=asked.filters.webhook_id,
-                    since=asked.filters.since,
-                    until=asked.filters.until,
-                )
-        except NotFound:
-            asked = Refused(404, errors={"webhook_id": NO_SUCH_WEBHOOK})
-    if isinstance(asked, Refused):
-        return await _refused(request, asked, raw, session, runtime, queries)
-    assert result is not None
+    result = await _carry_out(
+        read_replay_form(form, raw), dead_letters.replay_selected, dead_letters.replay
+    )
+    if isinstance(result, Refused):
+        return await _refused(request, result, raw, session, runtime, queries)
     return render(
         request,
         "dead_letters_result.html",

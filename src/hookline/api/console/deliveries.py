@@ -22,19 +22,25 @@ answers 503 with the notice inside a section that keeps polling; the pages get t
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
-from urllib.parse import urlencode
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import Field, ValidationError
 
 from hookline.api.console.auth import CheckedFormDep, SessionDep
+from hookline.api.console.formatting import FINAL_STATES, STATE_LABELS, pretty_json, relative_to
+from hookline.api.console.listing import (
+    BAD_CURSOR,
+    CURSOR_FIELD,
+    checked_cursor,
+    list_link,
+    raw_params,
+)
 from hookline.api.console.rendering import console_prefix, format_duration, render
 from hookline.api.console.routing import UNAVAILABLE_MESSAGE, UNAVAILABLE_TITLE, console_router
 from hookline.api.console.session import ConsoleSession
@@ -42,10 +48,10 @@ from hookline.api.deps import DeadLettersDep, DeliveryId, EndpointsDep, QueriesD
 from hookline.api.errors import UNAVAILABLE_RETRY_AFTER_S, readable
 from hookline.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from hookline.api.schemas.common import EventIdField, InputModel, WebhookIdField
-from hookline.domain.states import RETRYABLE_BY_HAND, TERMINAL_STATES, DeliveryState
+from hookline.domain.states import RETRYABLE_BY_HAND, DeliveryState
 from hookline.errors import Conflict, NotFound
 from hookline.service.console import is_unreachable
-from hookline.service.pagination import MAX_CURSOR_CHARS, InvalidCursor
+from hookline.service.pagination import InvalidCursor
 from hookline.service.queries import DeliveryWithAttempts
 from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint, Event
 
@@ -58,11 +64,8 @@ PAGE_SIZE: Final = DEFAULT_LIMIT
 """Rows a page of a list shows unless ``?limit=`` says otherwise (the API's default and range)."""
 LIVE_REFRESH_S: Final = 5
 """How often the state and attempts of an unfinished delivery refresh themselves."""
-MAX_FIELD_CHARS: Final = 1000
-"""A query value longer than this is cut before it is checked or shown again."""
 FILTER_FIELDS: Final = ("webhook_id", "event_id", "state")
 LIMIT_FIELD: Final = "limit"
-CURSOR_FIELD: Final = "cursor"
 RETRIED_FIELD: Final = "retried"
 """``?retried=1``: the page after a successful Retry now says so."""
 FIELD_LABELS: Final = {
@@ -73,20 +76,6 @@ FIELD_LABELS: Final = {
     "since": "Failed since",
     "until": "Failed before",
 }
-BAD_CURSOR: Final = (
-    "This page link is not one this console handed out (or it was cut short). "
-    "Start again from the first page."
-)
-STATE_LABELS: Final = {
-    "pending": "pending",
-    "delivering": "delivering",
-    "succeeded": "succeeded",
-    "retrying": "retrying",
-    "failed": "failed (dead letter)",
-    "cancelled": "cancelled",
-}
-"""How a delivery state reads on a badge (an unknown one reads as itself)."""
-FINAL_STATES: Final = frozenset(state.value for state in TERMINAL_STATES)
 RETRYABLE_STATES: Final = frozenset(state.value for state in RETRYABLE_BY_HAND)
 _VALUE_ERROR_PREFIX: Final = "Value error, "
 
@@ -103,11 +92,6 @@ class DeliveryFilters(InputModel):
 # what every list page shares ---------------------------------------------------------------
 
 
-def raw_params(request: Request, names: Sequence[str]) -> dict[str, str]:
-    """The query's fields ``names``, trimmed and cut to ``MAX_FIELD_CHARS`` ("" when absent)."""
-    return {name: request.query_params.get(name, "").strip()[:MAX_FIELD_CHARS] for name in names}
-
-
 def field_errors(exc: ValidationError, *, default: str) -> dict[str, str]:
     """The first error of each field, in the API's words (``api.errors.readable``) led by the
     field's label; an error without a field goes under ``default``."""
@@ -119,47 +103,6 @@ def field_errors(exc: ValidationError, *, default: str) -> dict[str, str]:
         message = message[:1].lower() + message[1:]
         errors.setdefault(field, f"{FIELD_LABELS.get(field, field)}: {message}".rstrip(".") + ".")
     return errors
-
-
-def list_link(console: str, path: str, query: Mapping[str, str], *, cursor: str | None) -> str:
-    """``path`` with the non-empty fields of ``query``, at ``cursor`` (None: the first page)."""
-    fields = {name: value for name, value in query.items() if value}
-    if cursor is not None:
-        fields[CURSOR_FIELD] = cursor
-    return f"{console}{path}" + (f"?{urlencode(fields)}" if fields else "")
-
-
-def checked_cursor(value: str) -> str | None:
-    """The ``cursor`` field as the service takes it (None: the first page); one too long to be
-    ours is refused here, as ``GET`` lists refuse it before the service sees it."""
-    if not value:
-        return None
-    if len(value) > MAX_CURSOR_CHARS:
-        raise InvalidCursor(BAD_CURSOR)
-    return value
-
-
-def relative_to(now: datetime) -> Callable[[datetime | None], str]:
-    """A function giving ``5 min ago`` / ``in 5 min`` for a time (``""`` for None)."""
-
-    def relative(moment: datetime | None) -> str:
-        if moment is None:
-            return ""
-        seconds = (now - moment).total_seconds()
-        if abs(seconds) < 1:
-            return "just now"
-        span = format_duration(abs(seconds))
-        return f"{span} ago" if seconds > 0 else f"in {span}"
-
-    return relative
-
-
-def pretty_json(payload: str) -> str:
-    """The stored compact JSON indented by two spaces (as stored if it is not JSON)."""
-    try:
-        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
-    except ValueError:
-        return payload
 
 
 def page_context(now: datetime) -> dict[str, Any]:

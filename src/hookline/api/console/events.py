@@ -21,13 +21,10 @@ section that keeps polling; the pages themselves get the console's 503 page (``r
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlencode
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -36,7 +33,22 @@ from pydantic_core import ErrorDetails
 
 from hookline import ids
 from hookline.api.console.auth import SessionDep
-from hookline.api.console.rendering import console_prefix, format_duration, render
+from hookline.api.console.formatting import (
+    FINAL_STATES,
+    STATE_LABELS,
+    TIME_RULE,
+    as_utc_text,
+    pretty_json,
+    relative,
+)
+from hookline.api.console.listing import (
+    BAD_CURSOR,
+    CURSOR_FIELD,
+    checked_cursor,
+    list_link,
+    raw_params,
+)
+from hookline.api.console.rendering import console_prefix, render
 from hookline.api.console.routing import UNAVAILABLE_MESSAGE, UNAVAILABLE_TITLE, console_router
 from hookline.api.console.session import ConsoleSession
 from hookline.api.deps import QueriesDep, RuntimeDep
@@ -44,10 +56,9 @@ from hookline.api.errors import UNAVAILABLE_RETRY_AFTER_S
 from hookline.api.pagination import DEFAULT_LIMIT
 from hookline.api.schemas.common import AwareUtcDatetime, InputModel
 from hookline.api.schemas.webhooks import EventTypePattern
-from hookline.domain.states import TERMINAL_STATES
 from hookline.errors import NotFound
 from hookline.service.console import is_unreachable
-from hookline.service.pagination import MAX_CURSOR_CHARS, InvalidCursor
+from hookline.service.pagination import InvalidCursor
 from hookline.service.queries import DeliveryQueries, EventSummary
 
 if TYPE_CHECKING:  # a row the service hands back; the console runs no SQL
@@ -62,39 +73,13 @@ LIVE_REFRESH_S: Final = 5
 EVENTS_PATH: Final = "/events"
 FILTER_FIELDS: Final = ("event_type", "since", "until")
 ID_FIELD: Final = "id"
-CURSOR_FIELD: Final = "cursor"
-MAX_FIELD_CHARS: Final = 1000
-"""A filter value longer than this is cut before it is checked or shown again."""
 NO_SUCH_EVENT: Final = "No event with that id."
-BAD_CURSOR: Final = (
-    "This page link is not one this console handed out (or it was cut short). "
-    "Start again from the first page."
-)
-TIME_RULE: Final = (
-    "{label} must be a date and time such as 2026-01-31 14:30 or 2026-01-31T14:30:00Z (read as "
-    "UTC unless it ends with an offset like +02:00), between 1970-01-01 and 9999-12-31."
-)
 NO_NUL: Final = "must not contain NUL characters"
 """The one pattern an event type must match (``StorableText``), in words."""
 PATTERN_RULE_START: Final = "; allowed are "
 WHOLE_SEGMENT: Final = "; * stands for one whole segment, as in order.* or *.created"
 UNTIL_BEFORE_SINCE: Final = "Until must not be before Since."
 FIELD_LABELS: Final = {"event_type": "Event type", "since": "Since", "until": "Until"}
-STATE_LABELS: Final = {
-    "pending": "pending",
-    "delivering": "delivering",
-    "succeeded": "succeeded",
-    "retrying": "retrying",
-    "failed": "failed (dead letter)",
-    "cancelled": "cancelled",
-}
-"""How a delivery state reads on a badge (an unknown one reads as itself)."""
-_TERMINAL: Final = frozenset(state.value for state in TERMINAL_STATES)
-_LOCAL_TIME: Final = re.compile(
-    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
-    r"(?:[Tt ](?P<time>[0-9]{2}:[0-9]{2})(?P<seconds>:[0-9]{2}(?:\.[0-9]{1,9})?)?)?"
-)
-"""A time written without an offset: a date, or a date and a time (seconds optional)."""
 _OTHER_KINDS: Final = {
     ids.DELIVERY: ("delivery", "/deliveries"),
     ids.ENDPOINT: ("webhook", "/webhooks"),
@@ -136,17 +121,6 @@ class DeliveryRow:
     next_attempt_at: datetime | None
     completed_at: datetime | None
     finished: bool
-
-
-def as_utc_text(value: str) -> str:
-    """``value`` with ``Z`` added when it is a date or date-time written without an offset
-    (read as UTC: the console shows every time in UTC); anything else unchanged, for the API's
-    timestamp rule to judge."""
-    found = _LOCAL_TIME.fullmatch(value)
-    if found is None:
-        return value
-    clock = found["time"] or "00:00"
-    return f"{found['date']}T{clock}{found['seconds'] or ':00'}Z"
 
 
 def read_filters(raw: Mapping[str, str]) -> tuple[EventFilters | None, dict[str, str]]:
@@ -191,15 +165,6 @@ def _in_words(field: str, message: str) -> str:
     return f"{FIELD_LABELS.get(field, field)}: {message}".rstrip(".") + "."
 
 
-def relative(moment: datetime, now: datetime) -> str:
-    """``5 min ago`` (or ``in 5 min`` for a time ahead of ``now``)."""
-    seconds = (now - moment).total_seconds()
-    if abs(seconds) < 1:
-        return "just now"
-    span = format_duration(abs(seconds))
-    return f"{span} ago" if seconds > 0 else f"in {span}"
-
-
 def delivery_row(delivery: Delivery) -> DeliveryRow:
     return DeliveryRow(
         id=delivery.id,
@@ -214,24 +179,8 @@ def delivery_row(delivery: Delivery) -> DeliveryRow:
         else delivery.last_error,
         next_attempt_at=delivery.next_attempt_at,
         completed_at=delivery.completed_at,
-        finished=delivery.state in _TERMINAL,
+        finished=delivery.state in FINAL_STATES,
     )
-
-
-def pretty_json(payload: str) -> str:
-    """The stored compact JSON, indented two spaces (as stored if it is not JSON)."""
-    try:
-        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
-    except ValueError:
-        return payload
-
-
-def _raw_params(request: Request) -> dict[str, str]:
-    """The query's fields this page reads, trimmed and cut to ``MAX_FIELD_CHARS``."""
-    return {
-        name: request.query_params.get(name, "").strip()[:MAX_FIELD_CHARS]
-        for name in (*FILTER_FIELDS, ID_FIELD, CURSOR_FIELD)
-    }
 
 
 async def _find_event(queries: DeliveryQueries, wanted: str) -> bool:
@@ -264,7 +213,7 @@ async def events_page(
     request: Request, session: SessionDep, queries: QueriesDep, runtime: RuntimeDep
 ) -> Response:
     """The list, filtered and paged; or, for the id box, the event's page."""
-    raw = _raw_params(request)
+    raw = raw_params(request, (*FILTER_FIELDS, ID_FIELD, CURSOR_FIELD))
     console = console_prefix(request)
     wanted = raw[ID_FIELD]
     id_error: str | None = None
@@ -273,20 +222,18 @@ async def events_page(
             return RedirectResponse(f"{console}{EVENTS_PATH}/{wanted}", status_code=303)
         id_error = NO_SUCH_EVENT
     filters, errors = read_filters(raw)
-    cursor = raw[CURSOR_FIELD] or None
+    query = {name: raw[name] for name in FILTER_FIELDS}
     rows: list[EventRow] = []
     next_link: str | None = None
     cursor_error: str | None = None
     if filters is not None:
         try:
-            if cursor is not None and len(cursor) > MAX_CURSOR_CHARS:
-                raise InvalidCursor(BAD_CURSOR)
             page = await queries.list_events(
                 event_type=filters.event_type,
                 since=filters.since,
                 until=filters.until,
                 limit=PAGE_SIZE,
-                cursor=cursor,
+                cursor=checked_cursor(raw[CURSOR_FIELD]),
             )
         except InvalidCursor:
             cursor_error = BAD_CURSOR
@@ -294,7 +241,7 @@ async def events_page(
             now = runtime.clock.now()
             rows = [_event_row(item, now) for item in page.items]
             if page.next_cursor is not None:
-                next_link = _list_link(console, raw, cursor=page.next_cursor)
+                next_link = list_link(console, EVENTS_PATH, query, cursor=page.next_cursor)
     filtered = any(raw[name] for name in FILTER_FIELDS)
     status = 422 if errors or cursor_error else 404 if id_error else 200
     return render(
@@ -310,9 +257,9 @@ async def events_page(
         cursor_error=cursor_error,
         rows=rows,
         filtered=filtered,
-        paged=cursor is not None,
+        paged=bool(raw[CURSOR_FIELD]),
         next_link=next_link,
-        first_link=_list_link(console, raw, cursor=None),
+        first_link=list_link(console, EVENTS_PATH, query, cursor=None),
         api_base=str(request.base_url).rstrip("/"),
     )
 
@@ -326,14 +273,6 @@ def _event_row(item: EventSummary, now: datetime) -> EventRow:
         age=relative(event.created_at, now),
         delivery_count=item.delivery_count,
     )
-
-
-def _list_link(console: str, raw: Mapping[str, str], *, cursor: str | None) -> str:
-    """The list with the same filters, at ``cursor`` (None: the first page)."""
-    query = {name: raw[name] for name in FILTER_FIELDS if raw[name]}
-    if cursor is not None:
-        query[CURSOR_FIELD] = cursor
-    return f"{console}{EVENTS_PATH}" + (f"?{urlencode(query)}" if query else "")
 
 
 def _event_id(event_id: str) -> str:

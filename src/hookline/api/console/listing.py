@@ -1,0 +1,42 @@
+"""What the console's list pages share: their query fields, their page links and cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+from hookline.service.pagination import MAX_CURSOR_CHARS, InvalidCursor
+
+MAX_FIELD_CHARS: Final = 1000
+"""A query value longer than this is cut before it is checked or shown again."""
+CURSOR_FIELD: Final = "cursor"
+BAD_CURSOR: Final = (
+    "This page link is not one this console handed out (or it was cut short). "
+    "Start again from the first page."
+)
+
+
+def raw_params(request: Request, names: Sequence[str]) -> dict[str, str]:
+    """The query's fields ``names``, trimmed and cut to ``MAX_FIELD_CHARS`` ("" when absent)."""
+    return {name: request.query_params.get(name, "").strip()[:MAX_FIELD_CHARS] for name in names}
+
+
+def list_link(console: str, path: str, query: Mapping[str, str], *, cursor: str | None) -> str:
+    """``path`` with the non-empty fields of ``query``, at ``cursor`` (None: the first page)."""
+    fields = {name: value for name, value in query.items() if value}
+    if cursor is not None:
+        fields[CURSOR_FIELD] = cursor
+    return f"{console}{path}" + (f"?{urlencode(fields)}" if fields else "")
+
+
+def checked_cursor(value: str) -> str | None:
+    """The ``cursor`` field as the service takes it (None: the first page); one too long to be
+    ours is refused here, as ``GET`` lists refuse it before the service sees it."""
+    if not value:
+        return None
+    if len(value) > MAX_CURSOR_CHARS:
+        raise InvalidCursor(BAD_CURSOR)
+    return value
