@@ -19,7 +19,7 @@ Replaying takes two CSRF-checked posts:
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -38,10 +38,10 @@ from hookline.api.console.deliveries import (
 )
 from hookline.api.console.formatting import TIME_RULE, as_utc_text
 from hookline.api.console.listing import (
-    BAD_CURSOR,
     CURSOR_FIELD,
     MAX_FIELD_CHARS,
-    checked_cursor,
+    ListedPage,
+    fetch_page,
     list_link,
     raw_params,
 )
@@ -59,7 +59,6 @@ from hookline.service.dead_letters import (
     ReplayPreview,
     ReplayResult,
 )
-from hookline.service.pagination import InvalidCursor
 from hookline.storage.models import Delivery
 
 router = console_router()
@@ -186,24 +185,23 @@ async def _list_page(
     console = console_prefix(request)
     filters, filter_errors = read_filters(raw)
     all_errors = {**filter_errors, **(errors or {})}
-    rows: Sequence[Delivery] = []
-    next_link: str | None = None
-    cursor_error: str | None = None
+    listed: ListedPage[Delivery] = ListedPage()
     if filters is not None and not all_errors:
-        try:
-            page = await queries.list_dead_letters(
-                webhook_id=filters.webhook_id,
-                since=filters.since,
-                until=filters.until,
-                limit=filters.limit,
-                cursor=checked_cursor(raw[CURSOR_FIELD]),
-            )
-        except InvalidCursor:
-            cursor_error = BAD_CURSOR
-        else:
-            rows = page.items
-            if page.next_cursor is not None:
-                next_link = list_link(console, DEAD_LETTERS_PATH, raw, cursor=page.next_cursor)
+        chosen = filters
+        listed = await fetch_page(
+            lambda cursor: queries.list_dead_letters(
+                webhook_id=chosen.webhook_id,
+                since=chosen.since,
+                until=chosen.until,
+                limit=chosen.limit,
+                cursor=cursor,
+            ),
+            cursor=raw[CURSOR_FIELD],
+            console=console,
+            path=DEAD_LETTERS_PATH,
+            query=raw,
+        )
+    rows, next_link, cursor_error = listed.items, listed.next_link, listed.cursor_error
     query = {name: raw[name] for name in (*FILTER_FIELDS, LIMIT_FIELD)}
     shown = {**raw, **{name: shown_time(raw[name]) for name in TIME_FIELDS if raw[name]}}
     if status_code == 200 and (all_errors or cursor_error):

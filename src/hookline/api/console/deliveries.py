@@ -23,7 +23,7 @@ answers 503 with the notice inside a section that keeps polling; the pages get t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -35,9 +35,9 @@ from pydantic import Field, ValidationError
 from hookline.api.console.auth import CheckedFormDep, SessionDep
 from hookline.api.console.formatting import FINAL_STATES, STATE_LABELS, pretty_json, relative_to
 from hookline.api.console.listing import (
-    BAD_CURSOR,
     CURSOR_FIELD,
-    checked_cursor,
+    ListedPage,
+    fetch_page,
     list_link,
     raw_params,
 )
@@ -51,7 +51,6 @@ from hookline.api.schemas.common import EventIdField, InputModel, WebhookIdField
 from hookline.domain.states import RETRYABLE_BY_HAND, DeliveryState
 from hookline.errors import Conflict, NotFound
 from hookline.service.console import is_unreachable
-from hookline.service.pagination import InvalidCursor
 from hookline.service.queries import DeliveryWithAttempts
 from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint, Event
 
@@ -135,24 +134,23 @@ async def deliveries_page(
     raw = raw_params(request, (*FILTER_FIELDS, LIMIT_FIELD, CURSOR_FIELD))
     console = console_prefix(request)
     filters, errors = read_filters(raw)
-    rows: Sequence[Delivery] = []
-    next_link: str | None = None
-    cursor_error: str | None = None
+    listed: ListedPage[Delivery] = ListedPage()
     if filters is not None:
-        try:
-            page = await queries.list_deliveries(
-                webhook_id=filters.webhook_id,
-                event_id=filters.event_id,
-                state=None if filters.state is None else filters.state.value,
-                limit=filters.limit,
-                cursor=checked_cursor(raw[CURSOR_FIELD]),
-            )
-        except InvalidCursor:
-            cursor_error = BAD_CURSOR
-        else:
-            rows = page.items
-            if page.next_cursor is not None:
-                next_link = list_link(console, DELIVERIES_PATH, raw, cursor=page.next_cursor)
+        chosen = filters
+        listed = await fetch_page(
+            lambda cursor: queries.list_deliveries(
+                webhook_id=chosen.webhook_id,
+                event_id=chosen.event_id,
+                state=None if chosen.state is None else chosen.state.value,
+                limit=chosen.limit,
+                cursor=cursor,
+            ),
+            cursor=raw[CURSOR_FIELD],
+            console=console,
+            path=DELIVERIES_PATH,
+            query=raw,
+        )
+    rows, next_link, cursor_error = listed.items, listed.next_link, listed.cursor_error
     query = {name: raw[name] for name in (*FILTER_FIELDS, LIMIT_FIELD)}
     return render(
         request,

@@ -42,9 +42,9 @@ from hookline.api.console.formatting import (
     relative,
 )
 from hookline.api.console.listing import (
-    BAD_CURSOR,
     CURSOR_FIELD,
-    checked_cursor,
+    ListedPage,
+    fetch_page,
     list_link,
     raw_params,
 )
@@ -58,7 +58,6 @@ from hookline.api.schemas.common import AwareUtcDatetime, InputModel
 from hookline.api.schemas.webhooks import EventTypePattern
 from hookline.errors import NotFound
 from hookline.service.console import is_unreachable
-from hookline.service.pagination import InvalidCursor
 from hookline.service.queries import DeliveryQueries, EventSummary
 
 if TYPE_CHECKING:  # a row the service hands back; the console runs no SQL
@@ -223,25 +222,25 @@ async def events_page(
         id_error = NO_SUCH_EVENT
     filters, errors = read_filters(raw)
     query = {name: raw[name] for name in FILTER_FIELDS}
-    rows: list[EventRow] = []
-    next_link: str | None = None
-    cursor_error: str | None = None
+    listed: ListedPage[EventSummary] = ListedPage()
     if filters is not None:
-        try:
-            page = await queries.list_events(
-                event_type=filters.event_type,
-                since=filters.since,
-                until=filters.until,
+        chosen = filters
+        listed = await fetch_page(
+            lambda cursor: queries.list_events(
+                event_type=chosen.event_type,
+                since=chosen.since,
+                until=chosen.until,
                 limit=PAGE_SIZE,
-                cursor=checked_cursor(raw[CURSOR_FIELD]),
-            )
-        except InvalidCursor:
-            cursor_error = BAD_CURSOR
-        else:
-            now = runtime.clock.now()
-            rows = [_event_row(item, now) for item in page.items]
-            if page.next_cursor is not None:
-                next_link = list_link(console, EVENTS_PATH, query, cursor=page.next_cursor)
+                cursor=cursor,
+            ),
+            cursor=raw[CURSOR_FIELD],
+            console=console,
+            path=EVENTS_PATH,
+            query=query,
+        )
+    now = runtime.clock.now()
+    rows = [_event_row(item, now) for item in listed.items]
+    next_link, cursor_error = listed.next_link, listed.cursor_error
     filtered = any(raw[name] for name in FILTER_FIELDS)
     status = 422 if errors or cursor_error else 404 if id_error else 200
     return render(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
 
-from hookline.service.pagination import MAX_CURSOR_CHARS, InvalidCursor
+from hookline.service.pagination import MAX_CURSOR_CHARS, InvalidCursor, Page
+
+T = TypeVar("T")
 
 MAX_FIELD_CHARS: Final = 1000
 """A query value longer than this is cut before it is checked or shown again."""
@@ -40,3 +43,32 @@ def checked_cursor(value: str) -> str | None:
     if len(value) > MAX_CURSOR_CHARS:
         raise InvalidCursor(BAD_CURSOR)
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPage(Generic[T]):
+    """One page of a list as a console page shows it: its rows, the link to the next page, or
+    why the page link given cannot be used."""
+
+    items: Sequence[T] = ()
+    next_link: str | None = None
+    cursor_error: str | None = None
+
+
+async def fetch_page(
+    fetch: Callable[[str | None], Awaitable[Page[T]]],
+    *,
+    cursor: str,
+    console: str,
+    path: str,
+    query: Mapping[str, str],
+) -> ListedPage[T]:
+    """``fetch(cursor)`` (a service's list call), with the next page's link keeping ``query``;
+    a cursor that is not ours becomes ``BAD_CURSOR`` instead of an error."""
+    try:
+        page = await fetch(checked_cursor(cursor))
+    except InvalidCursor:
+        return ListedPage(cursor_error=BAD_CURSOR)
+    if page.next_cursor is None:
+        return ListedPage(page.items)
+    return ListedPage(page.items, list_link(console, path, query, cursor=page.next_cursor))

@@ -36,6 +36,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from hookline.api.console.auth import CheckedFormDep, SessionDep
+from hookline.api.console.listing import fetch_page
 from hookline.api.console.rendering import console_prefix, format_duration, render
 from hookline.api.console.retry_timeline import retry_timeline
 from hookline.api.console.routing import console_router
@@ -68,7 +69,6 @@ from hookline.service.endpoints import (
     masked_headers,
     retry_config_of,
 )
-from hookline.service.pagination import InvalidCursor
 
 if TYPE_CHECKING:
     from hookline.storage.models import Endpoint
@@ -188,20 +188,21 @@ async def webhooks_page(
         context["status"] = ""
         context["problem"] = "There is no such status to filter by. Choose one in the list."
         return _list_page(request, session, context, status_code=400)
-    try:
-        page = await endpoints.list_endpoints(status=status or None, limit=PAGE_SIZE, cursor=cursor)
-    except InvalidCursor:
-        context["problem"] = (
-            "This page link is not one the console made (or it was cut short). "
-            "Start again from the first page."
-        )
+    listed = await fetch_page(
+        lambda page_cursor: endpoints.list_endpoints(
+            status=status or None, limit=PAGE_SIZE, cursor=page_cursor
+        ),
+        cursor=cursor or "",
+        console=console_prefix(request),
+        path="/webhooks",
+        query={"status": status},
+    )
+    if listed.cursor_error is not None:
+        context["problem"] = listed.cursor_error
         return _list_page(request, session, context, status_code=400)
-    figures = await endpoints.recent_attempts(endpoint_ids=[row.id for row in page.items])
-    context["rows"] = [WebhookRow(endpoint=row, attempts=figures[row.id]) for row in page.items]
-    if page.next_cursor is not None:
-        query = {"status": status} if status else {}
-        query["cursor"] = page.next_cursor
-        context["next_url"] = f"{console_prefix(request)}/webhooks?{urlencode(query)}"
+    figures = await endpoints.recent_attempts(endpoint_ids=[row.id for row in listed.items])
+    context["rows"] = [WebhookRow(endpoint=row, attempts=figures[row.id]) for row in listed.items]
+    context["next_url"] = listed.next_link
     return _list_page(request, session, context, status_code=200)
 
 
