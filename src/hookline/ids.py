@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from datetime import datetime
 from typing import Final
 
 ENDPOINT: Final = "wh"
@@ -57,10 +58,13 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
-def new_id(prefix: str, *, now_ms: int | None = None) -> str:
-    """A new id with ``prefix`` (one of ``PREFIXES``)."""
+def new_id(prefix: str, *, now_ms: int | None = None, at: datetime | None = None) -> str:
+    """A new id with ``prefix`` (one of ``PREFIXES``), ordered by ``at`` (or ``now_ms``, or the
+    wall clock)."""
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
+    if at is not None:
+        now_ms = int(at.timestamp() * 1000)
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     return f"{prefix}_{_encode(_monotonic.next(ms), _BODY_LENGTH)}"
 

@@ -44,6 +44,16 @@ def test_ids_carry_their_prefix_and_sort_by_time(prefix: str) -> None:
     assert len({ids.new_id(prefix) for _ in range(1000)}) == 1000
 
 
+def test_an_id_made_at_a_time_sorts_by_that_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A counter of its own: the ids of later tests must not continue from year 2100
+    monkeypatch.setattr(ids, "_monotonic", ids._Monotonic())
+    t0 = datetime(2100, 1, 1, tzinfo=UTC)
+    made_at = ids.new_id(ids.ALERT, at=t0)
+    same_ms = ids.new_id(ids.ALERT, now_ms=int(t0.timestamp() * 1000))
+    assert made_at[:14] == same_ms[:14]  # "alt_" + the 10 characters of the millisecond
+    assert made_at < same_ms < ids.new_id(ids.ALERT, at=t0 + timedelta(milliseconds=1))
+
+
 def test_ids_made_in_one_millisecond_still_increase() -> None:
     made = [ids.new_id(ids.EVENT, now_ms=1) for _ in range(100)]  # all in one (old) ms
     assert made == sorted(made)

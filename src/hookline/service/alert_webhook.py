@@ -94,7 +94,7 @@ class WebhookNotifier:
         headers: dict[str, str] = {
             **signed_headers(
                 secrets=[self._secret],
-                msg_id=new_id(ALERT, now_ms=_ms(now)),
+                msg_id=new_id(ALERT, at=now),
                 timestamp=int(now.timestamp()),
                 body=body,
             ),
@@ -109,10 +109,6 @@ def _type_of(message: AlertMessage) -> str:
 
 def _rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
 
 
 def _host_of(url: str) -> str | None:

@@ -256,7 +256,7 @@ class EndpointService:
         given_headers = _unmasked(dict(headers or {}), stored={})
         now = self._clock.now()
         endpoint = Endpoint(
-            id=ids.new_id(ids.ENDPOINT, now_ms=_ms(now)),
+            id=ids.new_id(ids.ENDPOINT, at=now),
             url=url,
             description=description,
             event_types=list(event_types),
@@ -538,7 +538,3 @@ async def _load(session: AsyncSession, endpoint_id: str, *, for_update: bool = F
 
 def _stored(config: RetryConfig | None) -> dict[str, object] | None:
     return None if config is None else config.model_dump(mode="json")
-
-
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
