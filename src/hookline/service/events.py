@@ -136,7 +136,6 @@ class EventService:
                     measured_at = self._clock.monotonic()
                     self._depth = await self._queue.depth()
                     self._depth_measured_at = measured_at
-                    self._metrics.queue_depth.set(self._depth)
         assert self._depth is not None
         if self._depth >= self._queue_max_size:
             self._metrics.backpressure_total.inc()

@@ -87,7 +87,6 @@ class Sweeper:
         recovered = await self._recover_leases()
         requeued = await self._requeue_missing()
         pruned_deliveries, pruned_events = await self._prune()
-        self._metrics.queue_depth.set(await self._queue.depth())
         report = SweepReport(recovered, requeued, pruned_deliveries, pruned_events)
         if recovered or requeued or pruned_deliveries or pruned_events:
             log.info(
