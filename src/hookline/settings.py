@@ -110,6 +110,31 @@ class Settings(BaseSettings):
     )
     retention_days: float = Field(30.0, gt=0, validation_alias=_env("RETENTION_DAYS"))
 
+    # Endpoints that come back: parked deliveries, probes, slow-start recovery
+    parked_max_per_endpoint: int = Field(
+        10_000, ge=1, le=10_000_000, validation_alias=_env("PARKED_MAX_PER_ENDPOINT")
+    )
+    parked_max_age_s: float = Field(7 * 86400.0, gt=0, validation_alias=_env("PARKED_MAX_AGE"))
+    probe_min_interval_s: float = Field(
+        60.0, gt=0, le=86400, validation_alias=_env("PROBE_MIN_INTERVAL")
+    )
+    probe_max_interval_s: float = Field(
+        3600.0, gt=0, le=86400, validation_alias=_env("PROBE_MAX_INTERVAL")
+    )
+    probe_successes: int = Field(3, ge=1, le=100, validation_alias=_env("PROBE_SUCCESSES"))
+    recovery_start_rate: float = Field(
+        1.0, gt=0, le=10_000, validation_alias=_env("RECOVERY_START_RATE")
+    )
+    recovery_max_rate: float = Field(
+        50.0, gt=0, le=10_000, validation_alias=_env("RECOVERY_MAX_RATE")
+    )
+    recovery_max_failures: int = Field(
+        5, ge=1, le=1000, validation_alias=_env("RECOVERY_MAX_FAILURES")
+    )
+    lifecycle_interval_s: float = Field(
+        1.0, gt=0, le=3600, validation_alias=_env("LIFECYCLE_INTERVAL")
+    )
+
     # Observability
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     log_format: LogFormat = Field(LogFormat.JSON, validation_alias=_env("LOG_FORMAT"))
@@ -171,6 +196,10 @@ class Settings(BaseSettings):
             raise ValueError("HOOKLINE_QUEUE_BACKEND=redis needs REDIS_URL to be set")
         if self.delivery_connect_timeout_s > self.delivery_timeout_s:
             raise ValueError("DELIVERY_CONNECT_TIMEOUT must not exceed DELIVERY_TIMEOUT")
+        if self.probe_min_interval_s > self.probe_max_interval_s:
+            raise ValueError("PROBE_MIN_INTERVAL must not exceed PROBE_MAX_INTERVAL")
+        if self.recovery_start_rate > self.recovery_max_rate:
+            raise ValueError("RECOVERY_START_RATE must not exceed RECOVERY_MAX_RATE")
         if self.alert_webhook_url and not self.alert_webhook_secret:
             raise ValueError("ALERT_WEBHOOK_URL needs ALERT_WEBHOOK_SECRET (alerts are signed)")
         if self.alert_webhook_secret:

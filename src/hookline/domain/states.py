@@ -3,6 +3,9 @@
 A delivery moves ``pending → delivering → succeeded | retrying | failed``; ``retrying`` goes back
 to ``delivering`` when due. ``failed`` is the dead-letter state. Only a person (manual retry,
 dead-letter replay, re-enabling an endpoint) moves ``failed`` or ``cancelled`` back to ``pending``.
+``parked`` holds a delivery whose endpoint is disabled (but not ``gone``) or recovering: it has no
+due time and no queue entry; it is released to ``pending`` when the endpoint recovers, or goes to
+``failed`` on overflow or discard, or to ``cancelled`` when the endpoint is deleted.
 The string values are public API (the ``state`` field of a delivery, ``status`` and
 ``disabled_reason`` of a webhook).
 """
@@ -25,16 +28,28 @@ class DeliveryState(StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PARKED = "parked"
 
 
 _ALLOWED: Final[Mapping[DeliveryState, frozenset[DeliveryState]]] = {
     # → failed without an attempt: its request cannot be built (an unreadable retry config, a
     # malformed secret): a dead letter naming the problem, so it cannot hold up its batch.
+    # → parked: its endpoint was disabled (not gone) or went back to parking while recovering.
     DeliveryState.PENDING: frozenset(
-        {DeliveryState.DELIVERING, DeliveryState.CANCELLED, DeliveryState.FAILED}
+        {
+            DeliveryState.DELIVERING,
+            DeliveryState.CANCELLED,
+            DeliveryState.FAILED,
+            DeliveryState.PARKED,
+        }
     ),
     DeliveryState.RETRYING: frozenset(
-        {DeliveryState.DELIVERING, DeliveryState.CANCELLED, DeliveryState.FAILED}
+        {
+            DeliveryState.DELIVERING,
+            DeliveryState.CANCELLED,
+            DeliveryState.FAILED,
+            DeliveryState.PARKED,
+        }
     ),
     # delivering → delivering is a re-claim by another worker after the first one's lease expired.
     DeliveryState.DELIVERING: frozenset(
@@ -49,6 +64,11 @@ _ALLOWED: Final[Mapping[DeliveryState, frozenset[DeliveryState]]] = {
     DeliveryState.FAILED: frozenset({DeliveryState.PENDING}),
     DeliveryState.CANCELLED: frozenset({DeliveryState.PENDING}),
     DeliveryState.SUCCEEDED: frozenset(),
+    # Released when the endpoint recovers; dead-lettered on overflow (``parked_overflow``) or
+    # discard (``discarded``); cancelled when the endpoint is deleted.
+    DeliveryState.PARKED: frozenset(
+        {DeliveryState.PENDING, DeliveryState.FAILED, DeliveryState.CANCELLED}
+    ),
 }
 
 TERMINAL_STATES: Final = (DeliveryState.SUCCEEDED, DeliveryState.FAILED, DeliveryState.CANCELLED)
@@ -57,9 +77,12 @@ TERMINAL_STATES: Final = (DeliveryState.SUCCEEDED, DeliveryState.FAILED, Deliver
 QUEUED_STATES: Final = (DeliveryState.PENDING, DeliveryState.RETRYING)
 """States that wait for their due time; deleting or disabling the endpoint cancels them."""
 
-CLAIMABLE_STATES: Final = tuple(s for s in DeliveryState if s not in TERMINAL_STATES)
+CLAIMABLE_STATES: Final = (*QUEUED_STATES, DeliveryState.DELIVERING)
 """States with an entry in the queue: due (``QUEUED_STATES``) or leased (``delivering``, which
-another worker re-claims once the lease expires)."""
+another worker re-claims once the lease expires). ``parked`` has none."""
+
+PARKABLE_STATES: Final = QUEUED_STATES
+"""States that move to ``parked`` when their endpoint is disabled for a reason that parks."""
 
 RETRYABLE_BY_HAND: Final = (DeliveryState.FAILED, DeliveryState.CANCELLED)
 """States a person moves back to ``pending`` (manual retry, dead-letter replay, re-enable)."""
@@ -92,6 +115,9 @@ class EndpointStatus(StrEnum):
 
     ACTIVE = "active"
     DISABLED = "disabled"
+    RECOVERING = "recovering"
+    """Healthy again: its parked deliveries are released through a slow-start token bucket;
+    new events park behind them until none is left, then ``active``."""
 
 
 class DisabledReason(StrEnum):
@@ -105,3 +131,25 @@ class DisabledReason(StrEnum):
     """Every attempt failed for ``FAILURE_DISABLE_WINDOW`` (24 h by default)."""
     MANUAL = "manual"
     """Someone called ``POST /webhooks/{id}/disable``."""
+
+
+PARKING_REASONS: Final = frozenset(
+    {DisabledReason.FAILING, DisabledReason.NOT_FOUND, DisabledReason.MANUAL}
+)
+"""Disable reasons whose endpoint parks the events that match it; ``gone`` (410) parks nothing:
+per Standard Webhooks it is done until an operator acts."""
+
+
+def parks(status: str, disabled_reason: str | None) -> bool:
+    """Whether an endpoint in ``status`` (for ``disabled_reason``) parks new deliveries instead
+    of queueing them: disabled for a parking reason, or recovering (new events wait behind the
+    backlog)."""
+    if status == EndpointStatus.RECOVERING:
+        return True
+    return status == EndpointStatus.DISABLED and disabled_reason in PARKING_REASONS
+
+
+def receives(status: str, disabled_reason: str | None) -> bool:
+    """Whether an event that matches the endpoint makes a delivery for it at all (queued or
+    parked): everything but a ``gone`` endpoint."""
+    return status == EndpointStatus.ACTIVE or parks(status, disabled_reason)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -64,7 +65,7 @@ class Endpoint(Base):
     secret: Mapped[str] = mapped_column(String(128))
     previous_secret: Mapped[str | None] = mapped_column(String(128), default=None)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
-    # active | disabled
+    # active | disabled | recovering
     status: Mapped[str] = mapped_column(String(STATE_LENGTH), default="active")
     # gone (410) | not_found (404) | failing (FAILURE_DISABLE_WINDOW of failures) | manual | NULL
     disabled_reason: Mapped[str | None] = mapped_column(String(STATE_LENGTH), default=None)
@@ -73,6 +74,18 @@ class Endpoint(Base):
     retry_config: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, default=None)
     # Send the W3C ``traceparent`` header with deliveries; NULL = HOOKLINE_TRACE_PROPAGATION.
     trace_propagation: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    # envelope (Standard Webhooks {"type", "timestamp", "data"}) | raw (the payload alone)
+    payload_format: Mapped[str] = mapped_column(
+        String(STATE_LENGTH), default="envelope", server_default="envelope"
+    )
+    # Most requests per second to this endpoint, across all workers; NULL: no limit.
+    rate_limit_per_s: Mapped[float | None] = mapped_column(Float, default=None)
+    # Probe it while it is disabled as failing (opt-out per endpoint).
+    probe_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # When the next probe is due (disabled as failing); NULL otherwise.
+    probe_next_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # The probe and recovery state (domain.lifecycle) as JSON; NULL while active.
+    lifecycle: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, default=None)
     # Start of the current run of failed attempts with no success in between; NULL when healthy.
     failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
@@ -117,7 +130,7 @@ class Delivery(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("events.id"))
     endpoint_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("webhook_endpoints.id"))
-    # pending | delivering | succeeded | retrying | failed (the dead letter) | cancelled
+    # pending | delivering | succeeded | retrying | failed (the dead letter) | cancelled | parked
     state: Mapped[str] = mapped_column(String(STATE_LENGTH), default="pending")
     # Attempts made so far (0 before the first one).
     attempt_number: Mapped[int] = mapped_column(Integer, default=0)
@@ -158,8 +171,17 @@ class DeliveryAttempt(Base):
     __tablename__ = "delivery_attempts"
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
-    delivery_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("deliveries.id", ondelete="CASCADE")
+    # NULL for an attempt of the endpoint itself (a probe or a test send: ``endpoint_id``).
+    delivery_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=True
+    )
+    # delivery (an attempt of a delivery) | probe | test
+    trigger: Mapped[str] = mapped_column(
+        String(STATE_LENGTH), default="delivery", server_default="delivery"
+    )
+    # Set for probes and test sends only (a delivery's attempts are found through the delivery).
+    endpoint_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("webhook_endpoints.id"), default=None
     )
     # 1 for the first attempt.
     attempt_number: Mapped[int] = mapped_column(Integer)
@@ -177,4 +199,5 @@ class DeliveryAttempt(Base):
 
     __table_args__ = (
         Index("ix_delivery_attempts_delivery_id_attempt_number", "delivery_id", "attempt_number"),
+        Index("ix_delivery_attempts_endpoint_id_started_at", "endpoint_id", "started_at"),
     )

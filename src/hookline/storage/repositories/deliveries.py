@@ -74,6 +74,10 @@ class TargetEndpoint:
     previous_secret_expires_at: datetime | None
     retry_config: dict[str, Any] | None
     trace_propagation: bool | None
+    disabled_reason: str | None = None
+    payload_format: str = "envelope"
+    """``envelope`` (Standard Webhooks ``{"type", "timestamp", "data"}``) or ``raw``."""
+    rate_limit_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,8 @@ class AttemptRow:
     endpoint: TargetEndpoint
     trace_context: str | None = None
     """The publish's W3C ``traceparent`` (stored only while tracing is on)."""
+    event_type: str = ""
+    event_created_at: datetime | None = None
 
 
 _D: Final = cast(Table, Delivery.__table__)
@@ -116,7 +122,12 @@ def _load_for_attempt(*, postgresql: bool) -> Select[Any]:
             _E.c.previous_secret_expires_at,
             _E.c.retry_config,
             _E.c.trace_propagation,
+            _E.c.disabled_reason,
+            _E.c.payload_format,
+            _E.c.rate_limit_per_s,
             _EV.c.trace_context,
+            _EV.c.event_type,
+            _EV.c.created_at,
         )
         .join_from(_D, _EV, _EV.c.id == _D.c.event_id)
         .join(_E, _E.c.id == _D.c.endpoint_id)
@@ -147,8 +158,10 @@ async def load_for_attempt(
             delivery=ClaimedDelivery(*row[0:6]),
             event_id=row[6],
             payload=row[7],
-            endpoint=TargetEndpoint(*row[8:18]),
-            trace_context=row[18],
+            endpoint=TargetEndpoint(*row[8:21]),
+            trace_context=row[21],
+            event_type=row[22],
+            event_created_at=row[23],
         )
         for row in result.tuples()
     ]
