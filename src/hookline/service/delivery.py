@@ -42,7 +42,13 @@ from hookline.domain.outcome import (
 )
 from hookline.domain.retry_config import DEFAULT_RETRY_CONFIG, RetryConfig
 from hookline.domain.signing import signed_headers
-from hookline.domain.states import DeliveryState, DisabledReason, EndpointStatus, transition
+from hookline.domain.states import (
+    DeliveryState,
+    DisabledReason,
+    EndpointStatus,
+    parks,
+    transition,
+)
 from hookline.domain.text import storable_text
 from hookline.errors import PermanentFailure as PermanentFailureError
 from hookline.errors import RetriesExhausted
@@ -54,6 +60,7 @@ from hookline.sender.client import OutboundRequest, Sender, SendResult
 from hookline.storage.db import is_outage
 from hookline.storage.models import Endpoint
 from hookline.storage.repositories import deliveries as repo
+from hookline.storage.repositories import lifecycle as lifecycle_repo
 
 log = get_logger("hookline.delivery")
 
@@ -119,6 +126,12 @@ def effective_retry_config(endpoint: Endpoint | repo.TargetEndpoint) -> RetryCon
             for error in exc.errors()
         )
         raise UnreadableRetryConfig(f"stored retry config is invalid: {problems}") from exc
+
+
+def receives_now(status: str) -> bool:
+    """Whether an endpoint in ``status`` is sent its due deliveries: active, or recovering (what
+    is due was released by the slow start)."""
+    return status in (EndpointStatus.ACTIVE, EndpointStatus.RECOVERING)
 
 
 def signing_secrets(endpoint: Endpoint | repo.TargetEndpoint, *, now: datetime) -> list[str]:
@@ -305,6 +318,7 @@ class DeliveryService:
             prepared.complete.extend(d for d in delivery_ids if d not in found)
             go: list[PlannedAttempt] = []
             inactive: list[str] = []
+            to_park: list[str] = []
             problems: dict[str, str] = {}
             for row in rows:
                 delivery = row.delivery
@@ -312,11 +326,13 @@ class DeliveryService:
                     prepared.complete.append(delivery.id)
                 elif delivery.next_attempt_at > now:
                     prepared.reschedule.append((delivery.id, delivery.next_attempt_at))
-                elif (
-                    row.endpoint.status != EndpointStatus.ACTIVE
-                    or row.endpoint.deleted_at is not None
-                ):
-                    inactive.append(delivery.id)
+                elif row.endpoint.deleted_at is not None or not receives_now(row.endpoint.status):
+                    if row.endpoint.deleted_at is None and parks(
+                        row.endpoint.status, row.endpoint.disabled_reason
+                    ):
+                        to_park.append(delivery.id)
+                    else:
+                        inactive.append(delivery.id)
                 elif admit is not None and not admit(row.endpoint.id):
                     prepared.busy.append((delivery.id, row.endpoint.id))
                 else:
@@ -334,6 +350,12 @@ class DeliveryService:
                     states=repo.CLAIMABLE_STATES,
                 )
                 prepared.complete.extend(cancelled)
+            if to_park:
+                # Disabled for a reason that parks: kept, without a queue entry, until it recovers.
+                parked = await lifecycle_repo.park_deliveries(
+                    session, now=now, delivery_ids=to_park, states=repo.CLAIMABLE_STATES
+                )
+                prepared.complete.extend(parked)
             if problems:
                 dead = await repo.fail_deliveries(session, now=now, problems=problems)
                 prepared.dead.update({d: problems[d] for d in dead})
