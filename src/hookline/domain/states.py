@@ -60,9 +60,10 @@ _ALLOWED: Final[Mapping[DeliveryState, frozenset[DeliveryState]]] = {
             DeliveryState.DELIVERING,
         }
     ),
-    # Manual retry, dead-letter replay, re-enabling an endpoint with replay_cancelled.
-    DeliveryState.FAILED: frozenset({DeliveryState.PENDING}),
-    DeliveryState.CANCELLED: frozenset({DeliveryState.PENDING}),
+    # Manual retry, dead-letter replay, re-enabling an endpoint with replay_cancelled; → parked:
+    # enabling an endpoint with ``recover: "since:<time>"`` (released with its parked backlog).
+    DeliveryState.FAILED: frozenset({DeliveryState.PENDING, DeliveryState.PARKED}),
+    DeliveryState.CANCELLED: frozenset({DeliveryState.PENDING, DeliveryState.PARKED}),
     DeliveryState.SUCCEEDED: frozenset(),
     # Released when the endpoint recovers; dead-lettered on overflow (``parked_overflow``) or
     # discard (``discarded``); cancelled when the endpoint is deleted.

@@ -71,6 +71,8 @@ class AlertKind(StrEnum):
     """What happened."""
 
     ENDPOINT_DISABLED = "endpoint_disabled"
+    ENDPOINT_RECOVERY = "endpoint_recovery"
+    """An endpoint came back: probes passed (recovering), or its backlog drained (active)."""
     DELIVERY_FAILED = "delivery_failed"
     """A delivery became a dead letter: retries exhausted, a permanent failure, endpoint gone."""
 
@@ -145,9 +147,12 @@ def endpoint_disabled_alert(
     at: datetime,
     trigger: str = "automatic",
     cancelled_deliveries: int | None = None,
+    parked_deliveries: int | None = None,
+    fail_since: datetime | None = None,
 ) -> Alert:
     """The alert for an endpoint that was just disabled (``reason``: a ``DisabledReason``
-    value; ``trigger``: ``automatic`` from the worker or ``manual`` from the API)."""
+    value; ``trigger``: ``automatic`` from the worker or ``manual`` from the API;
+    ``fail_since``: the start of the run of failures that led there, if any)."""
     return Alert(
         kind=AlertKind.ENDPOINT_DISABLED,
         subject=endpoint_id,
@@ -158,6 +163,34 @@ def endpoint_disabled_alert(
             "reason": reason,
             "trigger": trigger,
             "cancelled_deliveries": cancelled_deliveries,
+            "parked_deliveries": parked_deliveries,
+            "fail_since": None if fail_since is None else fail_since.isoformat(),
+        },
+    )
+
+
+def endpoint_recovery_alert(
+    *,
+    endpoint_id: str,
+    status: str,
+    at: datetime,
+    trigger: str,
+    fail_since: datetime | None = None,
+    parked_deliveries: int | None = None,
+) -> Alert:
+    """The alert for an endpoint that came back: ``status`` ``recovering`` (probes passed or
+    an operator enabled it; its parked deliveries are being released) or ``active``."""
+    return Alert(
+        kind=AlertKind.ENDPOINT_RECOVERY,
+        subject=endpoint_id,
+        key=f"{status}@{at.isoformat()}",
+        title=f"Webhook {endpoint_id} is {status} again",
+        at=at,
+        fields={
+            "status": status,
+            "trigger": trigger,
+            "fail_since": None if fail_since is None else fail_since.isoformat(),
+            "parked_deliveries": parked_deliveries,
         },
     )
 
@@ -403,6 +436,8 @@ class AlertDispatcher:
         reason: str,
         trigger: str,
         cancelled_deliveries: int | None = None,
+        parked_deliveries: int | None = None,
+        fail_since: datetime | None = None,
     ) -> None:
         """``record`` an ``endpoint_disabled_alert`` stamped now (``DeliveryService``'s and
         ``EndpointService``'s ``AlertSink``). Never raises."""
@@ -413,6 +448,32 @@ class AlertDispatcher:
                 at=self._clock.now(),
                 trigger=trigger,
                 cancelled_deliveries=cancelled_deliveries,
+                parked_deliveries=parked_deliveries,
+                fail_since=fail_since,
+            )
+        except Exception:
+            self._failed()
+        else:
+            self.record(alert)
+
+    def endpoint_recovered(
+        self,
+        *,
+        endpoint_id: str,
+        status: str,
+        trigger: str,
+        fail_since: datetime | None = None,
+        parked_deliveries: int | None = None,
+    ) -> None:
+        """``record`` an ``endpoint_recovery_alert`` stamped now. Never raises."""
+        try:
+            alert = endpoint_recovery_alert(
+                endpoint_id=endpoint_id,
+                status=status,
+                at=self._clock.now(),
+                trigger=trigger,
+                fail_since=fail_since,
+                parked_deliveries=parked_deliveries,
             )
         except Exception:
             self._failed()

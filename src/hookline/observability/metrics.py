@@ -54,6 +54,24 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.endpoint_transitions_total = Counter(
+            "webhook_endpoint_transitions",
+            "Endpoint lifecycle transitions (to disabled, recovering or active), by trigger "
+            "(automatic or manual).",
+            ["to", "trigger"],
+            registry=r,
+        )
+        self.probes_total = Counter(
+            "webhook_endpoint_probes",
+            "Probes of disabled endpoints, by result (ok: a 2xx; failed: anything else).",
+            ["result"],
+            registry=r,
+        )
+        self.parked_released_total = Counter(
+            "webhook_parked_released",
+            "Parked deliveries released to the queue by a recovering endpoint's slow start.",
+            registry=r,
+        )
         self.events_published_total = Counter(
             "webhook_events_published", "Events accepted by POST /events.", registry=r
         )
@@ -113,6 +131,16 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.parked_deliveries = Gauge(
+            "webhook_parked_deliveries",
+            "Deliveries parked now (their endpoint is disabled, not gone, or recovering).",
+            registry=r,
+        )
+        self.endpoints_recovering = Gauge(
+            "webhook_endpoints_recovering",
+            "Endpoints releasing their parked deliveries through the slow start now.",
+            registry=r,
+        )
         self.recovered_total = Counter(
             "webhook_sweeper_recovered",
             "Deliveries the sweeper put back on the queue, by why.",
@@ -126,8 +154,21 @@ class Metrics:
             self.delivery_total.labels(outcome)
         for reason in ("5xx", "408", "429", "timeout", "connect", "tls", "invalid_response"):
             self.retry_total.labels(reason)
-        for reason in ("exhausted", "permanent", "endpoint_gone", "unpreparable", "unrecordable"):
+        for reason in (
+            "exhausted",
+            "permanent",
+            "endpoint_gone",
+            "unpreparable",
+            "unrecordable",
+            "parked_overflow",
+            "discarded",
+        ):
             self.dead_letter_total.labels(reason)
+        for to in ("disabled", "recovering", "active"):
+            for trigger in ("automatic", "manual"):
+                self.endpoint_transitions_total.labels(to, trigger)
+        for result in ("ok", "failed"):
+            self.probes_total.labels(result)
         for reason in ("failing", "not_found", "gone", "manual"):  # domain.states.DisabledReason
             self.endpoint_disabled_total.labels(reason)
         for reason in ("lease_expired", "missing_from_queue"):

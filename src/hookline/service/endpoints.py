@@ -13,6 +13,7 @@ a change that sends back the masked form of the stored value keeps the stored va
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +35,18 @@ from hookline.queue.base import DelayedQueue
 from hookline.service.delivery import AlertSink, UnreadableRetryConfig, effective_retry_config
 from hookline.service.destinations import DestinationVetter
 from hookline.service.pagination import Page, decode_cursor, page_of
+from hookline.service.parking import (
+    DISCARDED,
+    LifecyclePolicy,
+    TransitionReporter,
+    disable_in,
+    recover_in,
+)
 from hookline.settings import Settings
 from hookline.storage.models import Endpoint
 from hookline.storage.repositories import deliveries as deliveries_repo
 from hookline.storage.repositories import endpoints as repo
+from hookline.storage.repositories import lifecycle as lifecycle_repo
 
 log = get_logger("hookline.endpoints")
 
@@ -70,6 +79,22 @@ class EndpointChanges(TypedDict, total=False):
     headers: dict[str, str]
     retry_config: RetryConfig | None
     trace_propagation: bool | None
+    payload_format: str
+    rate_limit_per_s: float | None
+    probe_enabled: bool
+
+
+RecoverMode = Literal["parked", "since", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """What enabling brings back: the parked deliveries (``parked``, the default), those plus
+    the deliveries created since ``since`` that ended without success (``since``), or nothing
+    (``none``: the parked ones become dead letters, reason ``discarded``)."""
+
+    mode: RecoverMode = "parked"
+    since: datetime | None = None
 
 
 class InvalidWebhookField(ValueError):
@@ -193,10 +218,13 @@ class RecentAttempts:
 
 @dataclass(frozen=True, slots=True)
 class EnableOutcome:
-    """What enabling did: the endpoint, and the deliveries it put back in the queue."""
+    """What enabling did: the endpoint, the deliveries it put back in the queue, and how many
+    wait parked for the slow start (or were discarded, for ``recover: none``)."""
 
     endpoint: Endpoint
     replayed_delivery_ids: tuple[str, ...]
+    parked: int = 0
+    discarded: int = 0
 
 
 def retry_config_of(endpoint: Endpoint) -> EffectiveRetryConfig:
@@ -226,10 +254,15 @@ class EndpointService:
         destinations: DestinationVetter | None = None,
         metrics: Metrics | None = None,
         alerts: AlertSink | None = None,
+        lifecycle: LifecyclePolicy | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         """``destinations`` vets URLs before they are stored; without one (a test of something
         else) URLs are stored unvetted, and only the sender vets them, on every attempt.
-        ``metrics`` and ``alerts`` hear of disables by hand."""
+        ``metrics`` and ``alerts`` hear of disables and enables by hand."""
+        self._lifecycle = lifecycle or LifecyclePolicy()
+        self._rng = rng or random.Random()
+        self._transitions = TransitionReporter(metrics=metrics, alerts=alerts)
         self._metrics = metrics
         self._alerts = alerts
         self._sessions = sessions
@@ -248,6 +281,9 @@ class EndpointService:
         secret: str | None = None,
         retry_config: RetryConfig | None = None,
         trace_propagation: bool | None = None,
+        payload_format: str = "envelope",
+        rate_limit_per_s: float | None = None,
+        probe_enabled: bool = True,
     ) -> Endpoint:
         """A new active endpoint; a secret is generated when none is given (``ValueError`` for
         a malformed one). ``retry_config`` None means the defaults. ``InvalidWebhookField``
@@ -269,6 +305,11 @@ class EndpointService:
             disabled_at=None,
             retry_config=_stored(retry_config),
             trace_propagation=trace_propagation,
+            payload_format=payload_format,
+            rate_limit_per_s=rate_limit_per_s,
+            probe_enabled=probe_enabled,
+            probe_next_at=None,
+            lifecycle=None,
             failing_since=None,
             last_success_at=None,
             created_at=now,
@@ -315,6 +356,12 @@ class EndpointService:
                 endpoint.retry_config = _stored(changes["retry_config"])
             if "trace_propagation" in changes:
                 endpoint.trace_propagation = changes["trace_propagation"]
+            if "payload_format" in changes:
+                endpoint.payload_format = changes["payload_format"]
+            if "rate_limit_per_s" in changes:
+                endpoint.rate_limit_per_s = changes["rate_limit_per_s"]
+            if "probe_enabled" in changes:
+                endpoint.probe_enabled = changes["probe_enabled"]
             endpoint.updated_at = self._clock.now()
         return endpoint
 
@@ -326,7 +373,11 @@ class EndpointService:
             endpoint.deleted_at = now
             endpoint.updated_at = now
             cancelled = await deliveries_repo.cancel_deliveries(
-                session, now=now, reason=ENDPOINT_DELETED, endpoint_id=endpoint_id
+                session,
+                now=now,
+                reason=ENDPOINT_DELETED,
+                endpoint_id=endpoint_id,
+                states=(*deliveries_repo.QUEUED_STATES, DeliveryState.PARKED.value),
             )
         log.info("endpoint.deleted", endpoint_id=endpoint_id, cancelled_deliveries=len(cancelled))
 
@@ -356,74 +407,80 @@ class EndpointService:
     async def disable(
         self, *, endpoint_id: str, reason: DisabledReason = DisabledReason.MANUAL
     ) -> Endpoint:
-        """Disable the endpoint and cancel its queued deliveries (``last_error``
-        ``endpoint_disabled``). An endpoint already disabled is returned unchanged."""
+        """Disable the endpoint; its queued deliveries are parked (for ``gone``: cancelled,
+        ``last_error`` ``endpoint_disabled``), and so are the events that match it from now on.
+        An endpoint already disabled is returned unchanged."""
         now = self._clock.now()
         async with self._sessions.begin() as session:
             endpoint = await _load(session, endpoint_id, for_update=True)
             if endpoint.status == EndpointStatus.DISABLED:
                 return endpoint
-            endpoint.status = EndpointStatus.DISABLED.value
-            endpoint.disabled_reason = DisabledReason(reason).value
-            endpoint.disabled_at = now
-            endpoint.updated_at = now
-            await session.flush()
-            cancelled = await deliveries_repo.cancel_deliveries(
+            transition = await disable_in(
                 session,
-                now=now,
-                reason=deliveries_repo.ENDPOINT_DISABLED,
                 endpoint_id=endpoint_id,
-            )
-        reason_value = DisabledReason(reason).value
-        # The same event and fields as an automatic disable (DeliveryService), trigger aside.
-        log.warning(
-            "endpoint.disabled",
-            endpoint_id=endpoint_id,
-            reason=reason_value,
-            trigger="manual",
-            cancelled_deliveries=len(cancelled),
-        )
-        if self._metrics is not None:
-            self._metrics.endpoint_disabled_total.labels(reason_value).inc()
-        if self._alerts is not None:
-            self._alerts.endpoint_disabled(
-                endpoint_id=endpoint_id,
-                reason=reason_value,
+                reason=DisabledReason(reason),
                 trigger="manual",
-                cancelled_deliveries=len(cancelled),
+                now=now,
+                policy=self._lifecycle,
+                rng=self._rng,
+                from_statuses=(EndpointStatus.ACTIVE.value, EndpointStatus.RECOVERING.value),
+                fail_since=endpoint.failing_since,
             )
+        if transition is not None:
+            await self._forget_parked(transition.parked)
+            self._transitions.report(transition)
         return endpoint
 
-    async def enable(self, *, endpoint_id: str, replay_cancelled: bool = False) -> Endpoint:
-        """Make the endpoint active again and clear its failure record.
-
-        With ``replay_cancelled``, the deliveries its disable cancelled (``cancelled``,
-        ``last_error`` ``endpoint_disabled``, finished at or after ``disabled_at``) go back to
-        ``pending``, due now, with a fresh retry round. An active endpoint is returned unchanged.
-        """
+    async def enable(
+        self,
+        *,
+        endpoint_id: str,
+        replay_cancelled: bool = False,
+        recover: Recover | None = None,
+    ) -> Endpoint:
+        """``enable_with_outcome``'s endpoint."""
         outcome = await self.enable_with_outcome(
-            endpoint_id=endpoint_id, replay_cancelled=replay_cancelled
+            endpoint_id=endpoint_id, replay_cancelled=replay_cancelled, recover=recover
         )
         return outcome.endpoint
 
     async def enable_with_outcome(
-        self, *, endpoint_id: str, replay_cancelled: bool = False
+        self,
+        *,
+        endpoint_id: str,
+        replay_cancelled: bool = False,
+        recover: Recover | None = None,
     ) -> EnableOutcome:
-        """``enable``, also telling which deliveries went back in the queue (none for an
-        endpoint that was active already)."""
+        """Bring a disabled endpoint back and clear its failure record.
+
+        ``recover`` (default ``parked``): with parked deliveries the endpoint goes
+        ``recovering`` and the lifecycle loop releases them, oldest first, through the slow
+        start; with none it is ``active`` at once. ``since``: the deliveries created since then
+        that ended without success (``failed``, ``cancelled``) are parked first, to go the same
+        way. ``none``: the parked ones become dead letters (``discarded``).
+
+        With ``replay_cancelled``, the deliveries a disable cancelled (``cancelled``,
+        ``last_error`` ``endpoint_disabled``, finished at or after ``disabled_at``) go back to
+        ``pending``, due now, with a fresh retry round. An endpoint that is not disabled is
+        returned unchanged.
+        """
+        recover = recover or Recover()
         now = self._clock.now()
         replayed: list[str] = []
+        discarded: list[str] = []
         async with self._sessions.begin() as session:
             endpoint = await _load(session, endpoint_id, for_update=True)
-            if endpoint.status == EndpointStatus.ACTIVE:
+            if endpoint.status != EndpointStatus.DISABLED:
                 return EnableOutcome(endpoint=endpoint, replayed_delivery_ids=())
             disabled_at = endpoint.disabled_at
-            endpoint.status = EndpointStatus.ACTIVE.value
-            endpoint.disabled_reason = None
-            endpoint.disabled_at = None
-            endpoint.failing_since = None
-            endpoint.updated_at = now
-            await session.flush()
+            if recover.mode == "since" and recover.since is not None:
+                await lifecycle_repo.park_unsucceeded(
+                    session, endpoint_id=endpoint_id, created_since=recover.since, now=now
+                )
+            elif recover.mode == "none":
+                discarded = await lifecycle_repo.fail_parked(
+                    session, now=now, last_error=DISCARDED, endpoint_id=endpoint_id
+                )
             if replay_cancelled and disabled_at is not None:
                 replayed = await deliveries_repo.requeue(
                     session,
@@ -433,11 +490,67 @@ class EndpointService:
                     completed_since=disabled_at,
                     last_error=deliveries_repo.ENDPOINT_DISABLED,
                 )
+            transition = await recover_in(
+                session, endpoint=endpoint, trigger="manual", now=now, policy=self._lifecycle
+            )
+            if transition is not None:
+                endpoint = await _load(session, endpoint_id)
         if replayed:
             # Committed first: if this fails, the sweeper finds them due in SQL.
             await self._queue.add_missing([(delivery_id, now) for delivery_id in replayed])
-        log.info("endpoint.enabled", endpoint_id=endpoint_id, replayed=len(replayed))
-        return EnableOutcome(endpoint=endpoint, replayed_delivery_ids=tuple(replayed))
+        if discarded and self._metrics is not None:
+            self._metrics.dead_letter_total.labels(DISCARDED).inc(len(discarded))
+        if transition is not None:
+            self._transitions.report(transition)
+        log.info(
+            "endpoint.enabled",
+            endpoint_id=endpoint_id,
+            replayed=len(replayed),
+            recover=recover.mode,
+            parked=0 if transition is None else transition.parked_count,
+            discarded=len(discarded),
+        )
+        return EnableOutcome(
+            endpoint=endpoint,
+            replayed_delivery_ids=tuple(replayed),
+            parked=0 if transition is None else transition.parked_count,
+            discarded=len(discarded),
+        )
+
+    async def discard_parked(self, *, endpoint_id: str) -> int:
+        """Make the endpoint's parked deliveries dead letters (``last_error`` ``discarded``);
+        how many. They can be replayed from the dead letters like any other."""
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            await _load(session, endpoint_id, for_update=True)
+            discarded = await lifecycle_repo.fail_parked(
+                session, now=now, last_error=DISCARDED, endpoint_id=endpoint_id
+            )
+        if discarded and self._metrics is not None:
+            self._metrics.dead_letter_total.labels(DISCARDED).inc(len(discarded))
+        log.info("endpoint.parked_discarded", endpoint_id=endpoint_id, discarded=len(discarded))
+        return len(discarded)
+
+    async def parked_counts(self, *, endpoint_ids: Sequence[str]) -> dict[str, int]:
+        """How many deliveries each of ``endpoint_ids`` has parked, in one grouped statement;
+        every id given is in the result (0 when none)."""
+        async with self._sessions() as session:
+            counts = await lifecycle_repo.parked_counts(session, endpoint_ids=endpoint_ids)
+        return {endpoint_id: counts.get(endpoint_id, 0) for endpoint_id in endpoint_ids}
+
+    async def _forget_parked(self, delivery_ids: Sequence[str]) -> None:
+        """Take parked deliveries out of the queue (Redis memory stays flat while an endpoint
+        is down). A failure here is harmless: a claim of a parked delivery is given up."""
+        if not delivery_ids:
+            return
+        try:
+            await self._queue.complete_retry(list(delivery_ids))
+        except Exception as exc:
+            log.warning(
+                "endpoint.unqueue_parked_failed",
+                deliveries=len(delivery_ids),
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
 
     async def get_secret(self, *, endpoint_id: str) -> EndpointSecret:
         """The current signing secret."""

@@ -79,6 +79,7 @@ WRITER_BACKOFF_S: Final = 0.05
 """First pause after the writer itself failed (a bug, not a database error); doubles."""
 WRITER_BACKOFF_MAX_S: Final = 5.0
 _PENDING: Final = DeliveryState.PENDING.value
+_PARKED: Final = DeliveryState.PARKED.value
 SHUTTING_DOWN: Final = "hookline is shutting down; publish again in a moment"
 
 
@@ -298,6 +299,7 @@ class EventWriter:
             for outcome in outcomes
             if isinstance(outcome, PublishResult) and outcome.created
             for delivery in outcome.deliveries
+            if delivery.state == _PENDING  # parked ones have no queue entry
         ]
         await self._enqueue(created)
         for item, outcome in zip(group, outcomes, strict=True):
@@ -328,7 +330,7 @@ class EventWriter:
         async with self._writing() as connection:
             stored = await repo.find_by_idempotency_keys(connection, idempotency_keys=keys)
             subscriptions = await repo.active_subscriptions(connection)
-            subscribers: dict[str, list[str]] = {}
+            subscribers: dict[str, list[repo.Subscription]] = {}
             first_with_key: dict[str, PendingEvent] = {}
             for item in group:
                 key = item.idempotency_key
@@ -478,9 +480,10 @@ def _canonical(value: Any) -> bytes:
 
 
 def _new_event(
-    item: PendingEvent, endpoint_ids: list[str], now: datetime, rows: _Rows
+    item: PendingEvent, endpoint_ids: list[repo.Subscription], now: datetime, rows: _Rows
 ) -> PublishResult:
-    """A new event of ``item`` with one pending delivery per endpoint, added to ``rows``."""
+    """A new event of ``item`` with one delivery per endpoint, added to ``rows``: ``pending``,
+    or ``parked`` where the endpoint is disabled (not gone) or recovering."""
     event = PublishedEvent(
         ids.new_id(ids.EVENT),
         item.event_type,
@@ -490,8 +493,14 @@ def _new_event(
         item.trace_context,
     )
     deliveries = [
-        PublishedDelivery(ids.new_id(ids.DELIVERY), event.id, endpoint_id, _PENDING, now)
-        for endpoint_id in endpoint_ids
+        PublishedDelivery(
+            ids.new_id(ids.DELIVERY),
+            event.id,
+            found.endpoint_id,
+            _PARKED if found.parks else _PENDING,
+            now,
+        )
+        for found in endpoint_ids
     ]
     rows.events.append(event)
     rows.deliveries.extend(deliveries)

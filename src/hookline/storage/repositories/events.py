@@ -19,16 +19,18 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     func,
     insert,
     literal,
+    null,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hookline.domain.event_types import subscribed
-from hookline.domain.states import EndpointStatus
+from hookline.domain.states import DeliveryState, EndpointStatus, parks, receives
 from hookline.storage.models import Delivery, Endpoint, Event
 from hookline.storage.repositories._sql import one_of
 from hookline.storage.types import UtcDateTime
@@ -60,12 +62,27 @@ class DeliveryRow(NamedTuple):
 StoredEvent = tuple[EventRow, list[DeliveryRow]]
 """An event and its deliveries (by delivery id)."""
 
+_PARKED: Final = DeliveryState.PARKED.value
 _EVENTS: Final = cast(Table, Event.__table__)
 _DELIVERIES: Final = cast(Table, Delivery.__table__)
 _ENDPOINTS: Final = cast(Table, Endpoint.__table__)
 _ACTIVE_SUBSCRIPTIONS: Final = (
-    select(_ENDPOINTS.c.id, _ENDPOINTS.c.event_types)
-    .where(_ENDPOINTS.c.status == EndpointStatus.ACTIVE.value, _ENDPOINTS.c.deleted_at.is_(None))
+    select(
+        _ENDPOINTS.c.id,
+        _ENDPOINTS.c.event_types,
+        _ENDPOINTS.c.status,
+        _ENDPOINTS.c.disabled_reason,
+    )
+    .where(
+        _ENDPOINTS.c.status.in_(
+            (
+                EndpointStatus.ACTIVE.value,
+                EndpointStatus.DISABLED.value,
+                EndpointStatus.RECOVERING.value,
+            )
+        ),
+        _ENDPOINTS.c.deleted_at.is_(None),
+    )
     .order_by(_ENDPOINTS.c.id)
 )
 _EVENT_COLUMNS: Final = tuple(_EVENTS.c[name] for name in EventRow._fields)
@@ -115,6 +132,8 @@ def _insert_as_one_statement() -> Any:
     )
     zero = literal(0, Integer)
     created_at = deliveries.c.created_at
+    # A parked delivery has no due time: it waits for its endpoint to recover.
+    due_at = case((deliveries.c.state == _PARKED, null()), else_=created_at)
     return (
         insert(_DELIVERIES)
         .from_select(
@@ -123,7 +142,7 @@ def _insert_as_one_statement() -> Any:
                 *(deliveries.c[f] for f in DeliveryRow._fields),
                 zero,
                 zero,
-                created_at,
+                due_at,
                 created_at,
                 zero,
             ),
@@ -187,25 +206,34 @@ async def find_by_idempotency_keys(
     }
 
 
-async def active_subscriptions(connection: AsyncConnection) -> list[tuple[str, list[str]]]:
-    """``(id, event_types)`` of every active, undeleted endpoint, by id; match an event type
-    against them with ``subscribers``."""
+class Subscription(NamedTuple):
+    """An undeleted endpoint that events make deliveries for, and whether they park there."""
+
+    endpoint_id: str
+    event_types: list[str]
+    parks: bool
+    """Disabled for a reason that parks, or recovering: its new deliveries are ``parked``."""
+
+
+async def active_subscriptions(connection: AsyncConnection) -> list[Subscription]:
+    """Every undeleted endpoint that receives deliveries (``domain.states.receives``: all but
+    ``gone`` ones), by id; match an event type against them with ``subscribers``."""
     rows = await connection.execute(_ACTIVE_SUBSCRIPTIONS)
-    return [(endpoint_id, event_types) for endpoint_id, event_types in rows.tuples()]
+    return [
+        Subscription(endpoint_id, event_types, parks(status, reason))
+        for endpoint_id, event_types, status, reason in rows.tuples()
+        if receives(status, reason)
+    ]
 
 
-def subscribers(subscriptions: Sequence[tuple[str, list[str]]], event_type: str) -> list[str]:
-    """The ids of ``subscriptions`` whose ``event_types`` is empty (all) or has a type or pattern
+def subscribers(subscriptions: Sequence[Subscription], event_type: str) -> list[Subscription]:
+    """The ``subscriptions`` whose ``event_types`` is empty (all) or has a type or pattern
     matching ``event_type`` (``domain.event_types.subscribed``).
 
     The filter runs in Python: one portable query per group of events, and the list of
     endpoints is small next to the events flowing through them.
     """
-    return [
-        endpoint_id
-        for endpoint_id, event_types in subscriptions
-        if subscribed(event_types, event_type)
-    ]
+    return [found for found in subscriptions if subscribed(found.event_types, event_type)]
 
 
 async def insert_events(
@@ -215,7 +243,7 @@ async def insert_events(
     deliveries: Sequence[DeliveryRow],
 ) -> None:
     """Insert ``events`` and then ``deliveries``, new ones: no attempt made yet, due at their
-    ``created_at``.
+    ``created_at`` (``parked`` ones: no due time).
 
     PostgreSQL: one statement (``_insert_as_one_statement``), atomic on its own, so the caller
     may run it outside a transaction. Elsewhere (SQLite): one ``executemany`` per table, in the
@@ -250,7 +278,7 @@ async def insert_events(
                     **d._asdict(),
                     "attempt_number": 0,
                     "round_start_attempt": 0,
-                    "next_attempt_at": d.created_at,
+                    "next_attempt_at": None if d.state == _PARKED else d.created_at,
                     "updated_at": d.created_at,
                     "version": 0,
                 }
