@@ -3,7 +3,8 @@
 Owns the ``DelayedQueue`` protocol (``base``) and its two backends: ``RedisQueue`` (two sorted sets
 and Lua scripts, ``redis_queue`` + ``keys`` + ``lua/``) and ``SqlQueue`` (the ``deliveries`` table
 itself, ``sql_queue``). The queue holds due times and leases only; the database stays the source of
-truth, and the queue can be rebuilt from it.
+truth, and the queue can be rebuilt from it. Also here: the endpoints' rate-limit token buckets
+(``rate_limit``: ``RedisRateLimiter`` beside the Redis queue, ``LocalRateLimiter`` in-process).
 
 May import: the kernel (``hookline.errors``, ``hookline.clock``, ``hookline.ids``), ``redis``,
 ``sqlalchemy``, and — in ``sql_queue`` only — ``hookline.storage.models``. Nothing above it, and no

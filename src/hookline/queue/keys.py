@@ -1,4 +1,5 @@
-"""The Redis key layout of the delayed queue: two sorted sets under one hash tag.
+"""The Redis key layout of the delayed queue (two sorted sets under one hash tag) and of the
+endpoints' rate-limit buckets.
 
     {prefix}{queue}:due       member = delivery id, score = due time (ms since the Unix epoch)
     {prefix}{queue}:inflight  member = delivery id, score = lease deadline (ms since the epoch)
@@ -7,6 +8,13 @@ An id is in at most one of the two sets: every Lua script that moves it removes 
 adds it to the other in the same call. Both names carry the hash tag ``{queue}`` so that on Redis
 Cluster they live in one slot and a script may touch both (Cluster refuses cross-slot scripts).
 Scores are whole milliseconds, which a double holds exactly for any date we will meet.
+
+    {prefix}{rate}:{endpoint id}  hash: tokens = tokens left, ts = when counted (ms since the
+                                  epoch); the endpoint's rate-limit bucket (``queue.rate_limit``)
+
+Every bucket carries the hash tag ``{rate}``, so one script may take tokens from the buckets of
+all the endpoints of a batch on Redis Cluster too (one slot for all buckets: each is a few bytes
+touched once per batch).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final
 
 HASH_TAG: Final = "{queue}"
+RATE_HASH_TAG: Final = "{rate}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +47,7 @@ class QueueKeys:
     def inflight(self) -> str:
         """Sorted set of claimed ids (score: lease deadline in ms)."""
         return f"{self.prefix}{HASH_TAG}:inflight"
+
+    def rate_bucket(self, endpoint_id: str) -> str:
+        """Hash holding the rate-limit token bucket of one endpoint (``queue.rate_limit``)."""
+        return f"{self.prefix}{RATE_HASH_TAG}:{endpoint_id}"

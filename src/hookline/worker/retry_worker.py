@@ -20,7 +20,9 @@ twice that claimed in all, answered ones waiting for a settle included), at most
 ``endpoint_concurrency`` in flight per endpoint (a slot is freed when its send task ends, however
 it ends). A claimed delivery whose endpoint is at its cap is released back to the queue (due
 again after ``poll_interval_s``) instead of waiting, so one slow endpoint cannot fill the worker
-with deliveries that wait for it and starve the rest.
+with deliveries that wait for it and starve the rest. An endpoint's ``rate_limit_per_s`` is a
+token bucket shared by every worker (``worker.throttle``, ``queue.rate_limit``): a claimed
+delivery with no token is put back too, due when its endpoint's next token should be there.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from typing import Final
 
 from hookline.clock import Clock
 from hookline.observability.logging import get_logger
+from hookline.observability.metrics import Metrics
 from hookline.queue.base import DelayedQueue
+from hookline.queue.rate_limit import LocalRateLimiter, RateLimiter
 from hookline.runtime import Runtime
 from hookline.service.delivery import AttemptResult, DeliveryService, PlannedAttempt
 from hookline.service.health import LoopHealth
 from hookline.storage.db import is_sqlite
 from hookline.worker.loops import first_of, run_passes
+from hookline.worker.throttle import Throttle, is_limited
 
 log = get_logger("hookline.worker")
 
@@ -79,6 +84,8 @@ class RetryWorker:
         shutdown_grace_s: float,
         settle_concurrency: int = 1,
         loops: LoopHealth | None = None,
+        rate_limiter: RateLimiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._delivery = delivery
         self._queue = queue
@@ -113,6 +120,8 @@ class RetryWorker:
         self._settles: set[asyncio.Task[None]] = set()
         self._capacity_freed = asyncio.Event()
         self._loops = loops if loops is not None else LoopHealth()
+        # Without a shared limiter (tests, scripts) the limits still hold, in this process.
+        self._throttle = Throttle(rate_limiter or LocalRateLimiter(), metrics=metrics)
 
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> RetryWorker:
@@ -131,6 +140,8 @@ class RetryWorker:
             # SQLite has one writer: concurrent settles would only wait for each other's lock.
             settle_concurrency=1 if is_sqlite(runtime.engine) else SETTLE_CONCURRENCY,
             loops=runtime.loops,
+            rate_limiter=runtime.rate_limiter,
+            metrics=runtime.metrics,
         )
 
     @property
@@ -258,11 +269,15 @@ class RetryWorker:
         self, ids: Sequence[str]
     ) -> list[tuple[PlannedAttempt, asyncio.Task[AttemptResult]]]:
         """Prepare claimed deliveries and start the sends of those that may go now; every
-        other claim is given up here (stale, dead-lettered, released for a busy endpoint)."""
+        other claim is given up here (stale, dead-lettered, released for a busy or rate-limited
+        endpoint)."""
         taken: Counter[str] = Counter()
         room = self._endpoint_cap + self._wait_room
+        now = self._clock.now()
 
         def admit(endpoint_id: str) -> bool:
+            if self._throttle.holds(endpoint_id, now):  # no token before its next one: skip
+                return False
             if self._endpoint_load(endpoint_id) + taken[endpoint_id] >= room:
                 return False
             taken[endpoint_id] += 1
@@ -281,33 +296,49 @@ class RetryWorker:
             )
             self._give_up(ids)
             return []
-        # Sends started by other batches while this one was prepared may have filled a slot
-        # admitted above: check again, now, with no await before the sends start. What has no
-        # slot waits for one here (run(): up to a cap's worth per endpoint), or goes back.
+        # Rate limits first (one round trip for the batch's limited endpoints, none without),
+        # then the caps: sends started by other batches while this one was prepared may have
+        # filled a slot admitted above, so check again, now, with no await before the sends
+        # start. What has no slot waits for one here (run(): up to a cap's worth per endpoint,
+        # unless it spent a rate-limit token, which is for now), or goes back.
+        planned, throttled = await self._throttle.split(planned, now=self._clock.now())
         go, over = self._apply_endpoint_caps(planned)
         busy = list(turned_away)
         for attempt in over:
             waiting = self._waiting.get(attempt.endpoint_id)
-            if self._wait_room and (waiting is None or len(waiting) < self._wait_room):
+            if (
+                self._wait_room
+                and not is_limited(attempt.rate_limit_per_s)
+                and (waiting is None or len(waiting) < self._wait_room)
+            ):
                 self._waiting.setdefault(attempt.endpoint_id, deque()).append(attempt)
             else:
                 busy.append((attempt.delivery_id, attempt.endpoint_id))
-        kept = {p.delivery_id for p in planned}.difference(b for b, _ in busy)
-        self._give_up([i for i in ids if i not in kept])
-        if busy:
-            await self._defer(busy)
+        put_back = {b for b, _ in busy}.union(d for d, _ in throttled)
+        kept = {p.delivery_id for p in planned}.difference(put_back)  # started or waiting
+        self._give_up([i for i in ids if i not in kept and i not in put_back])
+        if put_back:
+            await self._defer(busy, throttled=throttled)  # gives up the claims put back
         return [(p, self._start_send(p)) for p in go]
 
-    async def _defer(self, busy: Sequence[tuple[str, str]]) -> None:
-        """Put back claims whose endpoint has no free slot, spread over when its slots should
+    async def _defer(
+        self, busy: Sequence[tuple[str, str]], *, throttled: Sequence[tuple[str, datetime]] = ()
+    ) -> None:
+        """Put back claims that may not go now (never attempted, their attempt counters
+        untouched): ``throttled`` ones at the due times their endpoint's rate limit gave them;
+        ``busy`` ones, whose endpoint has no free slot, spread over when its slots should
         free: the k-th waiting delivery of an endpoint is due after ``k // cap + 1`` of its
         typical send times (between ``MIN_IDLE_WAIT_S`` and ``MAX_DEFER_S``). A fast endpoint's
         backlog comes back just as its slots free; a timing-out one's is claimed again only a
-        few at a time, instead of being claimed, turned away and put back over and over."""
+        few at a time, instead of being claimed, turned away and put back over and over. A busy
+        one whose endpoint has no rate-limit token yet is due at its rate limit's pace."""
         now = self._clock.now()
         position: Counter[str] = Counter()
-        items: list[tuple[str, datetime]] = []
+        items: list[tuple[str, datetime]] = list(throttled)
         for delivery_id, endpoint_id in busy:
+            if self._throttle.holds(endpoint_id, now):
+                items.append((delivery_id, self._throttle.next_slot(endpoint_id, now)))
+                continue
             turn = position[endpoint_id] // self._endpoint_cap + 1
             position[endpoint_id] += 1
             wait_s = turn * self._send_time_s.get(endpoint_id, BUSY_POLL_S)
@@ -321,7 +352,7 @@ class RetryWorker:
             await self._queue.schedule_many(items)
         except Exception as exc:  # their leases expire; the sweeper makes them due again
             log.error("worker.release_failed", error=f"{type(exc).__name__}: {exc}")
-        self._give_up([delivery_id for delivery_id, _ in busy])
+        self._give_up([delivery_id for delivery_id, _ in items])
 
     def _observe_send_time(self, result: AttemptResult) -> None:
         """Fold one send's duration into its endpoint's typical send time (a moving average;
