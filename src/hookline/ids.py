@@ -1,5 +1,6 @@
 """Prefixed, time-ordered ids: ``wh_`` endpoint, ``evt_`` event, ``dlv_`` delivery, ``att_``
-attempt.
+attempt, and the ``webhook-id`` of messages that are no event (``alt_`` alert, ``msg_`` test
+send or probe).
 
 The body is a ULID-like 26-character Crockford base32 string: 48 bits of milliseconds then 80
 random bits, so ids created later sort later (useful for newest-first lists and index locality).
@@ -21,8 +22,11 @@ DELIVERY: Final = "dlv"
 ATTEMPT: Final = "att"
 ALERT: Final = "alt"
 """An alert message's ``webhook-id`` (``service.alert_webhook``): never taken for an event."""
+MESSAGE: Final = "msg"
+"""The ``webhook-id`` of a message that is no event: a test send or a probe
+(``service.endpoint_sends``), so a receiver never mistakes one for an event it deduplicates."""
 
-PREFIXES: Final = frozenset({ENDPOINT, EVENT, DELIVERY, ATTEMPT, ALERT})
+PREFIXES: Final = frozenset({ENDPOINT, EVENT, DELIVERY, ATTEMPT, ALERT, MESSAGE})
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH: Final = 26
 _RANDOM_BITS: Final = 80

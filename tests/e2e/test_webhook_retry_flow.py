@@ -72,10 +72,10 @@ async def eventually(
 
 
 def verify(secret: str, request: RecordedRequest) -> dict[str, Any]:
-    """The payload, if the Standard Webhooks signature on ``request`` verifies."""
+    """The parsed body, if the Standard Webhooks signature on ``request`` verifies."""
     headers = {name.lower(): value for name, value in request.headers.items()}
-    payload: dict[str, Any] = Webhook(secret).verify(request.body, headers)
-    return payload
+    body: dict[str, Any] = Webhook(secret).verify(request.body, headers)
+    return body
 
 
 @pytest.mark.timeout(STARTUP_TIMEOUT_S + 6 * DELIVERY_TIMEOUT_S + 2 * STOP_TIMEOUT_S + 30)
@@ -105,11 +105,14 @@ async def test_deliver_retry_dead_letter_and_replay(server: HooklineServer) -> N
         event_id = published.json()["id"]
         by_webhook = {d["webhook_id"]: d["id"] for d in published.json()["deliveries"]}
 
-        # Then the healthy receiver gets one POST whose signature verifies
+        # Then the healthy receiver gets one POST whose signature verifies, its body the
+        # Standard Webhooks envelope of the event
         (delivered,) = await receiver.wait_for(1, path="/ok", timeout_s=DELIVERY_TIMEOUT_S)
         assert delivered.method == "POST"
         assert delivered.headers["webhook-id"] == event_id
-        assert verify(ok_secret, delivered) == {"order": 7}
+        created_at = (await api.get(f"/events/{event_id}")).json()["created_at"]
+        envelope = {"type": "order.created", "timestamp": created_at, "data": {"order": 7}}
+        assert verify(ok_secret, delivered) == envelope
 
         async def state_of(delivery_id: str) -> str:
             return str((await api.get(f"/deliveries/{delivery_id}")).json()["state"])
@@ -147,9 +150,10 @@ async def test_deliver_retry_dead_letter_and_replay(server: HooklineServer) -> N
         assert replay.status_code == 202
         assert replay.json() == {"replayed": 1, "skipped": {}}
 
-        # Then it is delivered, with the same webhook-id, and verifies
+        # Then it is delivered, with the same webhook-id and body bytes, and verifies
         third = (await receiver.wait_for(3, path="/down", timeout_s=DELIVERY_TIMEOUT_S))[2]
         assert third.headers["webhook-id"] == event_id
-        assert verify(down_secret, third) == {"order": 7}
+        assert third.body == failures[0].body == failures[1].body
+        assert verify(down_secret, third) == envelope
         await eventually(lambda: succeeded(dead["id"]), what="the replayed delivery", server=server)
         assert (await dead_letters()) == []

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from hookline.domain.envelope import rfc3339
 from hookline.domain.retry_config import RetryConfig
 from tests.integration.conftest import Harness
 
@@ -45,7 +46,8 @@ async def test_a_permanently_failing_endpoint_gets_the_whole_default_schedule(
     assert all(a.retryable for a in attempts)
     delays = [120, 240, 480, 960, 1920, 3840, 7200, 7200, 7200, 6840, None]
     assert [a.next_delay for a in attempts] == delays
-    # and every request carried the same webhook-id and a growing webhook-attempt
+    # and every request carried the same body and webhook-id and a growing webhook-attempt
+    assert len({r.body for r in harness.receiver.requests}) == 1
     headers = [r.headers for r in harness.receiver.requests]
     assert {h["webhook-id"] for h in headers} == {delivery.event_id}
     assert [h["webhook-attempt"] for h in headers] == [str(n) for n in range(1, 12)]
@@ -97,15 +99,40 @@ async def test_the_receiver_can_verify_every_signature(harness: Harness) -> None
     result = await harness.publish(payload=payload)
     await harness.run()
 
-    # Then the standardwebhooks package verifies what arrived, and the body is the payload
+    # Then the standardwebhooks package verifies what arrived, and the body is the Standard
+    # Webhooks envelope around the stored payload bytes
     [request] = harness.receiver.requests
-    assert request.json() == payload
+    timestamp = rfc3339(result.event.created_at)
+    envelope = {"type": "order.created", "timestamp": timestamp, "data": payload}
+    assert request.json() == envelope
+    assert request.body == (
+        f'{{"type":"order.created","timestamp":"{timestamp}","data":'.encode()
+        + result.event.payload.encode()
+        + b"}"
+    )
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"].startswith("hookline/")
     assert request.headers["x-team"] == "payments"
     assert request.headers["webhook-id"] == result.event.id
     verified = Webhook(secret).verify(request.body, dict(request.headers))
-    assert verified == payload
+    assert verified == envelope
+
+
+async def test_a_raw_endpoint_receives_the_signed_payload_alone(harness: Harness) -> None:
+    # Given an endpoint that asked for raw bodies (the clock at real time, as above)
+    harness.clock.set(datetime.now(UTC))
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    await harness.add_endpoint(secret=secret, payload_format="raw")
+    payload = {"order_id": 7, "note": "ünïcode"}
+
+    # When an event is delivered
+    result = await harness.publish(payload=payload)
+    await harness.run()
+
+    # Then the body is the stored payload, byte for byte, and its signature verifies
+    [request] = harness.receiver.requests
+    assert request.body == result.event.payload.encode()
+    assert Webhook(secret).verify(request.body, dict(request.headers)) == payload
 
 
 @pytest.mark.parametrize(("status", "reason"), [(404, "not_found"), (410, "gone")])

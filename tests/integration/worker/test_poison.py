@@ -324,6 +324,28 @@ async def test_a_malformed_secret_dead_letters_only_its_webhook(harness: Harness
     assert all(poisoned in (d.last_error or "") for d in states.values())
 
 
+async def test_an_unknown_payload_format_dead_letters_only_its_webhook(harness: Harness) -> None:
+    # Given a webhook whose stored payload format was hand-edited into one hookline does not know
+    poisoned = await harness.add_endpoint("/bad-format")
+    await harness.add_endpoint("/healthy")
+    async with harness.runtime.sessions.begin() as session:
+        await session.execute(
+            update(Endpoint).where(Endpoint.id == poisoned).values(payload_format="xml")
+        )
+    deliveries = await _publish_to_both(harness, count=4)
+
+    # When the batches run
+    await harness.run()
+
+    # Then only that webhook's deliveries are dead letters, naming the webhook and the format
+    assert len(_arrived(harness, "/healthy")) == 4
+    assert _arrived(harness, "/bad-format") == []
+    states = await _states(harness, deliveries[poisoned])
+    assert {d.state for d in states.values()} == {"failed"}
+    assert all(poisoned in (d.last_error or "") for d in states.values())
+    assert all("unknown payload format 'xml'" in (d.last_error or "") for d in states.values())
+
+
 class _Deadlock(Exception):
     sqlstate = "40P01"  # what asyncpg's DeadlockDetectedError carries
 
