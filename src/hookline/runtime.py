@@ -24,6 +24,7 @@ from hookline.observability.alerts import AlertDispatcher, AlertNotifier, LogNot
 from hookline.observability.metrics import Metrics
 from hookline.observability.tracing import Tracing, build_tracing
 from hookline.queue.base import DelayedQueue
+from hookline.queue.rate_limit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from hookline.queue.redis_queue import RedisQueue
 from hookline.queue.sql_queue import SqlQueue
 from hookline.sender.client import Sender
@@ -32,9 +33,12 @@ from hookline.service.console import ConsoleQueries
 from hookline.service.dead_letters import DeadLetterService
 from hookline.service.delivery import DeliveryService
 from hookline.service.destinations import DestinationVetter
+from hookline.service.endpoint_sends import EndpointSends
 from hookline.service.endpoints import EndpointService
 from hookline.service.events import EventService
 from hookline.service.health import LoopHealth
+from hookline.service.lifecycle import LifecycleService
+from hookline.service.parking import LifecyclePolicy
 from hookline.service.queries import DeliveryQueries
 from hookline.service.stats import StatsRefresher
 from hookline.settings import QueueBackend, Settings
@@ -51,6 +55,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     queue: DelayedQueue
+    rate_limiter: RateLimiter
     sender: Sender
     metrics: Metrics
     api_tokens: tuple[str, ...]
@@ -59,6 +64,8 @@ class Runtime:
     events: EventService
     dead_letters: DeadLetterService
     delivery: DeliveryService
+    endpoint_sends: EndpointSends
+    lifecycle: LifecycleService
     loops: LoopHealth
     stats: StatsRefresher
     console: ConsoleQueries
@@ -72,6 +79,15 @@ def build_queue(settings: Settings, engine: AsyncEngine) -> DelayedQueue:
         assert settings.redis_url is not None  # Settings validated it
         return RedisQueue.from_url(settings.redis_url, prefix=settings.redis_key_prefix)
     return SqlQueue(engine)
+
+
+def build_rate_limiter(queue: DelayedQueue) -> RateLimiter:
+    """The endpoints' rate-limit buckets, beside the queue: on its Redis (shared by every
+    worker), or, beside the SQL queue of the embedded mode, in this process (so several
+    ``hookline serve`` processes on one SQLite file each allow an endpoint its full rate)."""
+    if isinstance(queue, RedisQueue):
+        return RedisRateLimiter(queue.client, keys=queue.keys)
+    return LocalRateLimiter()
 
 
 @asynccontextmanager
@@ -153,12 +169,15 @@ async def open_runtime(
             tracing=tracing,
         )
         stack.push_async_callback(events.close)  # first out: its writer still needs the rest
+        endpoint_sends = EndpointSends(sessions=sessions, sender=sender, clock=clock)
+        policy = LifecyclePolicy.from_settings(settings)
         yield Runtime(
             settings=settings,
             clock=clock,
             engine=engine,
             sessions=sessions,
             queue=queue,
+            rate_limiter=build_rate_limiter(queue),
             sender=sender,
             metrics=metrics,
             api_tokens=api_tokens or tuple(settings.api_tokens),
@@ -172,6 +191,8 @@ async def open_runtime(
                 ),
                 metrics=metrics,
                 alerts=alerts,
+                lifecycle=policy,
+                rng=rng,
             ),
             queries=DeliveryQueries(sessions=sessions),
             events=events,
@@ -187,6 +208,19 @@ async def open_runtime(
                 rng=rng,
                 tracing=tracing,
                 alerts=alerts,
+                lifecycle=policy,
+            ),
+            endpoint_sends=endpoint_sends,
+            lifecycle=LifecycleService(
+                sessions=sessions,
+                queue=queue,
+                clock=clock,
+                sends=endpoint_sends,
+                metrics=metrics,
+                policy=policy,
+                alerts=alerts,
+                rng=rng,
+                probe_lease_s=settings.delivery_timeout_s + 60,
             ),
             loops=LoopHealth(),
             stats=StatsRefresher(

@@ -23,9 +23,11 @@ from hookline.observability.tracing import Tracing
 from hookline.queue.base import DelayedQueue
 from hookline.service.console import ConsoleQueries
 from hookline.service.dead_letters import DeadLetterService
+from hookline.service.endpoint_sends import EndpointSends
 from hookline.service.endpoints import EndpointService
 from hookline.service.events import EventService
 from hookline.service.health import LoopHealth
+from hookline.service.lifecycle import LifecycleService
 from hookline.service.queries import DeliveryQueries
 from hookline.service.stats import StatsRefresher
 from hookline.settings import Settings
@@ -56,6 +58,10 @@ class ApiRuntime(Protocol):
     @property
     def endpoints(self) -> EndpointService: ...
     @property
+    def endpoint_sends(self) -> EndpointSends: ...
+    @property
+    def lifecycle(self) -> LifecycleService: ...
+    @property
     def queries(self) -> DeliveryQueries: ...
     @property
     def events(self) -> EventService: ...
@@ -82,6 +88,14 @@ async def _endpoints(runtime: RuntimeDep) -> EndpointService:
     return runtime.endpoints
 
 
+async def _endpoint_sends(runtime: RuntimeDep) -> EndpointSends:
+    return runtime.endpoint_sends
+
+
+async def _lifecycle(runtime: RuntimeDep) -> LifecycleService:
+    return runtime.lifecycle
+
+
 async def _queries(runtime: RuntimeDep) -> DeliveryQueries:
     return runtime.queries
 
@@ -99,6 +113,8 @@ async def _console(runtime: RuntimeDep) -> ConsoleQueries:
 
 
 EndpointsDep = Annotated[EndpointService, Depends(_endpoints)]
+EndpointSendsDep = Annotated[EndpointSends, Depends(_endpoint_sends)]
+LifecycleDep = Annotated[LifecycleService, Depends(_lifecycle)]
 QueriesDep = Annotated[DeliveryQueries, Depends(_queries)]
 EventsDep = Annotated[EventService, Depends(_events)]
 DeadLettersDep = Annotated[DeadLetterService, Depends(_dead_letters)]

@@ -206,6 +206,7 @@ async def _run(
 
     from hookline.observability.logging import get_logger
     from hookline.runtime import open_runtime
+    from hookline.worker.lifecycle import LifecycleLoop
     from hookline.worker.retry_worker import RetryWorker
     from hookline.worker.sweeper import Sweeper
 
@@ -257,9 +258,11 @@ async def _run(
         if work:
             worker = RetryWorker.from_runtime(runtime)
             sweeper = Sweeper.from_runtime(runtime)
+            lifecycle = LifecycleLoop.from_runtime(runtime)
             loops = [
                 asyncio.create_task(worker.run(stop), name="worker"),
                 asyncio.create_task(sweeper.run(stop), name="sweeper"),
+                asyncio.create_task(lifecycle.run(stop), name="lifecycle"),
             ]
             for task in loops:
                 task.add_done_callback(loop_ended)

@@ -3,7 +3,8 @@
 Names follow the user's task list (``webhook_delivery_total``, ``webhook_retry_total``) and
 Prometheus conventions (``_total`` counters, ``_seconds`` histograms). Labels are low-cardinality
 enums, except ``endpoint_id`` on the failure counter, which is bounded by the number of endpoints
-and is what the dashboard's "top failing endpoints" panel needs.
+and is what the dashboard's "top failing endpoints" panel needs, and on the rate-limited counter
+(bounded by the endpoints that have a ``rate_limit_per_s``: which one is held back is the point).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ class Metrics:
         self.endpoint_failure_total = Counter(
             "webhook_endpoint_failure",
             "Failed attempts per endpoint.",
+            ["endpoint_id"],
+            registry=r,
+        )
+        self.rate_limited_total = Counter(
+            "webhook_rate_limited",
+            "Deliveries put back for later because their endpoint's rate_limit_per_s had no "
+            "token left for them, per endpoint.",
             ["endpoint_id"],
             registry=r,
         )

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hookline.clock import Clock
 from hookline.domain.backoff import ExponentialBackoffEngine
 from hookline.domain.endpoint_health import should_disable
+from hookline.domain.envelope import message_body
 from hookline.domain.outcome import (
     AttemptError,
     Delivered,
@@ -57,6 +58,13 @@ from hookline.observability.metrics import Metrics
 from hookline.observability.tracing import Span, Tracing, now_ns
 from hookline.queue.base import DelayedQueue
 from hookline.sender.client import OutboundRequest, Sender, SendResult
+from hookline.service.parking import (
+    LifecyclePolicy,
+    Transition,
+    TransitionReporter,
+    disable_in,
+    record_answers_in,
+)
 from hookline.storage.db import is_outage
 from hookline.storage.models import Endpoint
 from hookline.storage.repositories import deliveries as repo
@@ -101,7 +109,24 @@ class AlertSink(Protocol):
     ) -> None: ...
 
     def endpoint_disabled(
-        self, *, endpoint_id: str, reason: str, trigger: str, cancelled_deliveries: int
+        self,
+        *,
+        endpoint_id: str,
+        reason: str,
+        trigger: str,
+        cancelled_deliveries: int | None = None,
+        parked_deliveries: int | None = None,
+        fail_since: datetime | None = None,
+    ) -> None: ...
+
+    def endpoint_recovered(
+        self,
+        *,
+        endpoint_id: str,
+        status: str,
+        trigger: str,
+        fail_since: datetime | None = None,
+        parked_deliveries: int | None = None,
     ) -> None: ...
 
 
@@ -160,6 +185,10 @@ class PlannedAttempt:
     """The publish's W3C ``traceparent`` (set only while tracing is on)."""
     propagate_trace: bool = False
     """Whether the subscriber's request carries ``traceparent``."""
+    recovering: bool = False
+    """Its endpoint was recovering: the answer feeds the endpoint's slow start."""
+    rate_limit_per_s: float | None = None
+    """The endpoint's request rate limit (None: none), which the worker enforces."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +220,11 @@ class _EndpointFold:
     last_success_at: datetime | None = None
     first_failure_at: datetime | None = None
     gone: DisabledReason | None = None
+    recovering: bool = False
+    """The endpoint was recovering when these attempts were prepared: feed its slow start."""
+    successes: int = 0
+    failures: int = 0
+    retry_after_s: float | None = None
 
 
 class DeliveryService:
@@ -209,7 +243,12 @@ class DeliveryService:
         rng: random.Random | None = None,
         tracing: Tracing | None = None,
         alerts: AlertSink | None = None,
+        lifecycle: LifecyclePolicy | None = None,
     ) -> None:
+        """``lifecycle``: how disabled endpoints park and recovering ones ramp up (defaults:
+        ``LifecyclePolicy()``)."""
+        self._lifecycle = lifecycle or LifecyclePolicy()
+        self._transitions = TransitionReporter(metrics=metrics, alerts=alerts)
         self._sessions = sessions
         self._tracing = tracing
         self._alerts = alerts
@@ -369,11 +408,20 @@ class DeliveryService:
         return prepared
 
     def _plan(self, row: repo.AttemptRow, *, now: datetime) -> PlannedAttempt:
-        """The signed request of one delivery (``version`` is filled in once it is marked)."""
+        """The signed request of one delivery (``version`` is filled in once it is marked). The
+        body is in the endpoint's payload format and the same bytes on every attempt; a format
+        it does not know is a ``ValueError`` that dead-letters this delivery alone."""
         delivery, endpoint = row.delivery, row.endpoint
         attempt_number = delivery.attempt_number + 1
         config = effective_retry_config(endpoint)
-        body = row.payload.encode()
+        if row.event_created_at is None:
+            raise ValueError(f"event {row.event_id} has no created_at to put in its envelope")
+        body = message_body(
+            payload_format=endpoint.payload_format,
+            event_type=row.event_type,
+            created_at=row.event_created_at,
+            payload=row.payload,
+        )
         headers = {
             **{k: v for k, v in endpoint.headers.items() if k.lower() not in RESERVED_HEADERS},
             **signed_headers(
@@ -403,6 +451,8 @@ class DeliveryService:
                 if endpoint.trace_propagation is None
                 else endpoint.trace_propagation
             ),
+            recovering=endpoint.status == EndpointStatus.RECOVERING,
+            rate_limit_per_s=endpoint.rate_limit_per_s,
         )
 
     async def extend_leases(self, delivery_ids: Sequence[str], *, lease_s: float) -> None:
@@ -608,12 +658,14 @@ class DeliveryService:
             for endpoint_id, fold in sorted(folds.items()):
                 if endpoint_id not in failing_since:
                     continue  # the endpoint row is gone
-                disabled = await self._apply_health(
+                changed = await self._apply_health(
                     session, endpoint_id, fold, failing_since=failing_since[endpoint_id], now=now
                 )
-                if disabled is not None:
+                if changed is not None:
                     summary.disabled_endpoints.append(endpoint_id)
-                    settled.effects.append(disabled)
+                    settled.effects.append(partial(self._transitions.report, changed))
+                    # parked: out of the queue once committed (Redis memory stays flat)
+                    settled.finished.extend(changed.parked)
         for item, decision in decided:
             delivery_id = item.planned.delivery_id
             if delivery_id not in written:
@@ -796,10 +848,15 @@ class DeliveryService:
 
     @staticmethod
     def _fold(fold: _EndpointFold, item: AttemptResult, outcome: Outcome) -> None:
+        fold.recovering = fold.recovering or item.planned.recovering
         if isinstance(outcome, Delivered):
             fold.last_success_at = item.started_at
             fold.first_failure_at = None
+            fold.successes += 1
             return
+        fold.failures += 1
+        if isinstance(outcome, RetryableFailure) and outcome.retry_after_s is not None:
+            fold.retry_after_s = max(fold.retry_after_s or 0.0, outcome.retry_after_s)
         if fold.first_failure_at is None:
             fold.first_failure_at = item.started_at
         if isinstance(outcome, EndpointGone):
@@ -813,9 +870,22 @@ class DeliveryService:
         *,
         failing_since: datetime | None,
         now: datetime,
-    ) -> Callable[[], None] | None:
+    ) -> Transition | None:
         """Disable the endpoint if the batch's attempts say so (gone, or failing for the whole
-        window); if this call disabled it, the metric and log line to emit once committed."""
+        window), or feed a recovering endpoint's slow start (which may park it again); the
+        transition to report once committed, if this call made one."""
+        if fold.recovering and fold.gone is None:
+            reparked = await record_answers_in(
+                session,
+                endpoint_id=endpoint_id,
+                successes=fold.successes,
+                failures=fold.failures,
+                retry_after_s=fold.retry_after_s,
+                now=now,
+                policy=self._lifecycle,
+                rng=self._rng,
+            )
+            return reparked
         reason: DisabledReason | None = fold.gone
         if reason is None and should_disable(
             failing_since=failing_since, now=now, window_s=self._failure_window_s
@@ -823,33 +893,18 @@ class DeliveryService:
             reason = DisabledReason.FAILING
         if reason is None:
             return None
-        disabled = await repo.disable_endpoint(
-            session, endpoint_id=endpoint_id, reason=reason.value, now=now
+        disabled = await disable_in(
+            session,
+            endpoint_id=endpoint_id,
+            reason=reason,
+            trigger="automatic",
+            now=now,
+            policy=self._lifecycle,
+            rng=self._rng,
+            from_statuses=(EndpointStatus.ACTIVE.value, EndpointStatus.RECOVERING.value),
+            fail_since=failing_since,
         )
-        if not disabled:
-            return None
-        cancelled = await repo.cancel_deliveries(
-            session, now=now, reason=repo.ENDPOINT_DISABLED, endpoint_id=endpoint_id
-        )
-
-        def report(reason: DisabledReason = reason) -> None:
-            self._metrics.endpoint_disabled_total.labels(reason.value).inc()
-            log.warning(
-                "endpoint.disabled",
-                endpoint_id=endpoint_id,
-                reason=reason.value,
-                trigger="automatic",
-                cancelled_deliveries=len(cancelled),
-            )
-            if self._alerts is not None:
-                self._alerts.endpoint_disabled(
-                    endpoint_id=endpoint_id,
-                    reason=reason.value,
-                    trigger="automatic",
-                    cancelled_deliveries=len(cancelled),
-                )
-
-        return report
+        return disabled
 
 
 @dataclass(slots=True)

@@ -24,7 +24,8 @@ log = get_logger("hookline.stats")
 
 
 class StatsRefresher:
-    """Sets the queue-depth, backlog, dead-letter and disabled-endpoint gauges of ``metrics``."""
+    """Sets the queue-depth, backlog, dead-letter, parked and endpoint-status gauges of
+    ``metrics``."""
 
     def __init__(
         self,
@@ -73,6 +74,8 @@ class StatsRefresher:
         age = 0.0 if stats.oldest_due_at is None else (now - stats.oldest_due_at).total_seconds()
         metrics.backlog_oldest_age_seconds.set(max(age, 0.0))
         metrics.dead_letters.set(stats.dead_letters)
+        metrics.parked_deliveries.set(stats.parked)
+        metrics.endpoints_recovering.set(stats.recovering_endpoints)
         # Every reason gets a series (0 when none), so panels and alerts see it from the start.
         reasons = {reason.value: 0 for reason in DisabledReason} | stats.disabled_endpoints
         for reason, count in reasons.items():

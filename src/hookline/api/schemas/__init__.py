@@ -17,7 +17,9 @@ from hookline.api.schemas.operations import HealthOut, ReadinessOut
 from hookline.api.schemas.retry_config import RetryConfigIn, RetryConfigOut, RetryScheduleOut
 from hookline.api.schemas.stats import WebhookStatsOut
 from hookline.api.schemas.webhooks import (
+    DiscardedOut,
     EnableIn,
+    ProbeOut,
     SecretOut,
     SecretRotateIn,
     WebhookIn,
@@ -29,12 +31,14 @@ __all__ = [
     "AttemptOut",
     "DeliveryDetailOut",
     "DeliveryOut",
+    "DiscardedOut",
     "EnableIn",
     "ErrorOut",
     "EventIn",
     "EventOut",
     "HealthOut",
     "Page",
+    "ProbeOut",
     "PublishedEventOut",
     "ReadinessOut",
     "ReplayIn",
