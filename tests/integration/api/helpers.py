@@ -14,8 +14,10 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from hookline import ids
-from hookline.clock import ManualClock
+from hookline.clock import ManualClock, SystemClock
+from hookline.domain.outcome import AttemptError
 from hookline.runtime import Runtime
+from hookline.sender.client import OutboundRequest, Sender, SendResult
 from hookline.storage.models import Delivery, DeliveryAttempt, Endpoint, Event
 from tests import factories
 
@@ -33,9 +35,14 @@ WEBHOOK_FIELDS = {
     "description",
     "event_types",
     "headers",
+    "payload_format",
+    "rate_limit_per_s",
     "status",
+    "parked",
     "disabled_reason",
     "disabled_at",
+    "probe_enabled",
+    "next_probe_at",
     "retry_config",
     "trace_propagation",
     "created_at",
@@ -206,3 +213,30 @@ class Api:
         assert response.status_code == 200, response.text
         found: dict[str, Any] = response.json()
         return found
+
+
+class OfflineSender(Sender):
+    """A ``Sender`` that never touches the network: every send is a connection error. For
+    runtimes whose webhook URLs are generated (schemathesis): a test send or a probe to a
+    generated public address must not leave this machine."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            connect_timeout_s=1.0,
+            total_timeout_s=1.0,
+            allowed_networks=[],
+            user_agent="hookline/test",
+            clock=SystemClock(),
+        )
+        self.sent: list[OutboundRequest] = []
+
+    async def send(self, request: OutboundRequest) -> SendResult:
+        self.sent.append(request)
+        return SendResult(
+            status_code=None,
+            error=AttemptError.CONNECT,
+            error_detail="offline sender: nothing leaves the test machine",
+            response_body=None,
+            retry_after=None,
+            duration_ms=0,
+        )

@@ -50,8 +50,8 @@ def protected_operations() -> list[tuple[str, str]]:
 
 def test_every_resource_operation_is_protected() -> None:
     operations = protected_operations()
-    # 14 webhook rows, 3 events, 3 deliveries, 2 dead-letter rows (API.md).
-    assert len(operations) == 22
+    # 17 webhook rows, 3 events, 3 deliveries, 2 dead-letter rows (API.md).
+    assert len(operations) == 25
 
 
 @pytest.mark.parametrize(
@@ -491,7 +491,7 @@ async def test_schedule_of_the_default_config_starts_at_two_to_three_minutes(api
 # --- disable / enable -------------------------------------------------------------------------
 
 
-async def test_disable_cancels_and_enable_with_replay_requeues(api: Api) -> None:
+async def test_disable_parks_and_enable_recovers_through_the_slow_start(api: Api) -> None:
     webhook = await api.create_webhook()
     old_cancelled = await api.seed_delivery(
         webhook_id=webhook["id"],
@@ -507,17 +507,29 @@ async def test_disable_cancels_and_enable_with_replay_requeues(api: Api) -> None
 
     response = await api.client.post(f"/webhooks/{webhook['id']}/disable")
 
+    # the queued deliveries wait, parked: nothing is sent, nothing is lost
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "disabled"
     assert body["disabled_reason"] == "manual"
     assert body["disabled_at"] == iso(disabled_at)
+    assert body["parked"] == 2
+    assert body["next_probe_at"] is None  # a manual disable is not probed
     for delivery in (pending, retrying):
         shown = await api.delivery(delivery.id)
-        assert shown["state"] == "cancelled"
-        assert shown["last_error"] == "endpoint_disabled"
+        assert shown["state"] == "parked"
+        assert shown["next_attempt_at"] is None
+        assert shown["completed_at"] is None
     again = await api.client.post(f"/webhooks/{webhook['id']}/disable")
     assert again.json()["disabled_at"] == iso(disabled_at)
+    # a delivery a gone-disable would have cancelled (after disabled_at): replay brings it back
+    cancelled_by_disable = await api.seed_delivery(
+        webhook_id=webhook["id"],
+        state="cancelled",
+        next_attempt_at=None,
+        completed_at=api.clock.now(),
+        last_error="endpoint_disabled",
+    )
 
     api.clock.advance(60)
     enabled = await api.client.post(
@@ -525,27 +537,36 @@ async def test_disable_cancels_and_enable_with_replay_requeues(api: Api) -> None
     )
 
     assert enabled.status_code == 200
-    assert enabled.json()["status"] == "active"
+    assert enabled.json()["status"] == "recovering"
+    assert enabled.json()["parked"] == 2
     assert enabled.json()["disabled_reason"] is None
     assert enabled.json()["disabled_at"] is None
-    for delivery in (pending, retrying):
-        shown = await api.delivery(delivery.id)
-        assert shown["state"] == "pending"
-        assert shown["next_attempt_at"] == iso(api.clock.now())
-        assert shown["completed_at"] is None
+    for delivery in (pending, retrying):  # released by the lifecycle loop, at its pace
+        assert (await api.delivery(delivery.id))["state"] == "parked"
+    replayed = await api.delivery(cancelled_by_disable.id)
+    assert replayed["state"] == "pending"
+    assert replayed["next_attempt_at"] == iso(api.clock.now())
+    assert replayed["completed_at"] is None
     # cancelled before this disable: not the disable's doing, so not replayed
     assert (await api.delivery(old_cancelled.id))["state"] == "cancelled"
 
 
-async def test_enable_without_replay_leaves_cancelled_deliveries(api: Api) -> None:
+async def test_enable_with_nothing_parked_is_active_at_once(api: Api) -> None:
     webhook = await api.create_webhook()
-    pending = await api.seed_delivery(webhook_id=webhook["id"])
+    cancelled = await api.seed_delivery(
+        webhook_id=webhook["id"],
+        state="cancelled",
+        next_attempt_at=None,
+        completed_at=api.clock.now(),
+        last_error="endpoint_disabled",
+    )
     await api.client.post(f"/webhooks/{webhook['id']}/disable")
 
     no_body = await api.client.post(f"/webhooks/{webhook['id']}/enable")
     assert no_body.status_code == 200
     assert no_body.json()["status"] == "active"
-    assert (await api.delivery(pending.id))["state"] == "cancelled"
+    assert no_body.json()["parked"] == 0
+    assert (await api.delivery(cancelled.id))["state"] == "cancelled"
 
     assert_422(
         await api.client.post(f"/webhooks/{webhook['id']}/enable", json={"replay": True}),

@@ -42,7 +42,7 @@ from hookline.settings import Settings
 from hookline.storage.models import Delivery
 from tests.fixtures.db import sqlite_url_for
 from tests.integration.api.conftest import make_settings
-from tests.integration.api.helpers import TOKEN, FakeDns
+from tests.integration.api.helpers import TOKEN, FakeDns, OfflineSender
 from tests.integration.api.schemathesis_rules import apply_unstated_rules, keep_failure
 
 MAX_EXAMPLES = int(os.environ.get("HOOKLINE_SCHEMATHESIS_EXAMPLES", "20"))
@@ -101,7 +101,10 @@ def _app_with_runtime_in_lifespan() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = _settings(DATABASE["folder"])
-        async with open_runtime(settings, clock=SystemClock(), resolver=FakeDns()) as runtime:
+        # Generated webhooks may name public addresses: test sends and probes go nowhere.
+        async with open_runtime(
+            settings, clock=SystemClock(), resolver=FakeDns(), sender=OfflineSender()
+        ) as runtime:
             app.state.runtime = runtime
             yield
 
