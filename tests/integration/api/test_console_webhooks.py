@@ -410,10 +410,10 @@ async def test_the_list_costs_the_same_statements_however_many_webhooks(
         endpoint = await seed_webhook(api)
         await seed_attempts(api, endpoint.id, [200, 500])
 
-    # When the list is rendered, it runs the same statements: the page, then one grouped
-    # count (no query per row)
+    # When the list is rendered, it runs the same statements: the page, then two grouped
+    # counts, attempts and parked deliveries (no query per row)
     assert await count_statements() == few
-    assert few == 2, statements
+    assert few == 3, statements
 
 
 # create ----------------------------------------------------------------------------------------
@@ -967,23 +967,32 @@ async def test_disable_then_enable_with_replay_says_how_many_were_replayed(
     disabled = await console.client.post(f"/ui/webhooks/{endpoint.id}/disable", data={"csrf": csrf})
 
     # Then 303 back to its page, which says so; it is disabled by hand, its waiting deliveries
-    # cancelled
+    # parked (and counted on the page)
     assert disabled.status_code == 303
     assert disabled.headers["location"] == f"/ui/webhooks/{endpoint.id}?done=disabled"
     page = await console.client.get(disabled.headers["location"])
     assert done_message(page).startswith("Webhook disabled")
     assert stat(soup(page), "health").startswith("disabled: disabled by hand since ")
+    assert stat(soup(page), "parked") == "2 parked"
     row = await stored(api, endpoint.id)
     assert row is not None
     assert (row.status, row.disabled_reason) == ("disabled", "manual")
     states = {d.id: d.state for d in await deliveries_of(api, endpoint.id)}
-    assert [states[d.id] for d in waiting] == ["cancelled", "cancelled"]
+    assert [states[d.id] for d in waiting] == ["parked", "parked"]
     # the page now offers to enable, with the replay box
     enable_form = soup(page).find("form", action=f"/ui/webhooks/{endpoint.id}/enable")
     assert isinstance(enable_form, Tag)
     box = enable_form.find("input", attrs={"type": "checkbox"})
     assert isinstance(box, Tag)
     assert box["name"] == "replay_cancelled"
+    # and one cancelled by that disable (as a 410 Gone disable does) waits for the replay box
+    cancelled = await api.seed_delivery(
+        webhook_id=endpoint.id,
+        state="cancelled",
+        next_attempt_at=None,
+        completed_at=api.clock.now(),
+        last_error="endpoint_disabled",
+    )
 
     # When it is enabled with the box ticked
     api.clock.advance(30)
@@ -991,24 +1000,25 @@ async def test_disable_then_enable_with_replay_says_how_many_were_replayed(
         f"/ui/webhooks/{endpoint.id}/enable", data={"csrf": csrf, "replay_cancelled": "yes"}
     )
 
-    # Then the two cancelled deliveries are queued again, and the page says how many
+    # Then the cancelled one is queued again, the parked ones wait for the slow start, and the
+    # page says both
     assert enabled.status_code == 303
-    assert enabled.headers["location"] == f"/ui/webhooks/{endpoint.id}?done=enabled&replayed=2"
-    message = done_message(await console.client.get(enabled.headers["location"]))
-    assert message == "Webhook enabled. 2 deliveries that disabling had cancelled queued again."
+    assert (
+        enabled.headers["location"]
+        == f"/ui/webhooks/{endpoint.id}?done=enabled&replayed=1&parked=2"
+    )
+    page = await console.client.get(enabled.headers["location"])
+    assert done_message(page) == (
+        "Webhook enabled: 2 parked deliveries are being released, oldest first, at a pace that "
+        "rises while it answers 2xx. 1 delivery that disabling had cancelled queued again."
+    )
+    assert stat(soup(page), "health").startswith("recovering")
+    assert (await api.delivery(cancelled.id))["state"] == "pending"
     for delivery in waiting:
-        assert (await api.delivery(delivery.id))["state"] == "pending"
+        assert (await api.delivery(delivery.id))["state"] == "parked"
     row = await stored(api, endpoint.id)
     assert row is not None
-    assert row.status == "active"
-
-    # Disabled and enabled again without the box: nothing replayed, a plain message
-    await console.client.post(f"/ui/webhooks/{endpoint.id}/disable", data={"csrf": csrf})
-    plain = await console.client.post(f"/ui/webhooks/{endpoint.id}/enable", data={"csrf": csrf})
-    assert plain.headers["location"] == f"/ui/webhooks/{endpoint.id}?done=enabled"
-    assert done_message(await console.client.get(plain.headers["location"])) == "Webhook enabled."
-    for delivery in waiting:
-        assert (await api.delivery(delivery.id))["state"] == "cancelled"
+    assert row.status == "recovering"
 
 
 async def test_the_done_message_comes_from_a_fixed_set(api: Api, console: Console) -> None:
@@ -1019,6 +1029,8 @@ async def test_the_done_message_comes_from_a_fixed_set(api: Api, console: Consol
         "done=deleted": "Webhook deleted",
         "done=enabled&replayed=1": "Webhook enabled. 1 delivery that",
         "done=enabled&replayed=0": "Webhook enabled. Disabling it had cancelled no delivery",
+        "done=enabled&parked=3": "Webhook enabled: 3 parked deliveries are being released",
+        f"done=enabled&parked={XSS}": "Webhook enabled.",
         f"done=enabled&replayed={XSS}": "Webhook enabled.",
         "done=enabled&replayed=%EF%BC%93": "Webhook enabled.",  # a full-width digit
         f"done={XSS}": "",

@@ -24,6 +24,7 @@ STATE_LABELS: Final = {
     "retrying": "retrying",
     "failed": "failed (dead letter)",
     "cancelled": "cancelled",
+    "parked": "parked (webhook disabled)",
 }
 """How a delivery state reads on a badge (an unknown one reads as itself)."""
 FINAL_STATES: Final = frozenset(state.value for state in TERMINAL_STATES)

@@ -84,9 +84,10 @@ STATUS_FILTERS: Final = ("", *(status.value for status in EndpointStatus))
 DONE_MESSAGES: Final = {
     "created": "Webhook created.",
     "saved": "Changes saved.",
-    "disabled": "Webhook disabled: its pending and retrying deliveries were cancelled.",
+    "disabled": "Webhook disabled: its pending and retrying deliveries are parked until it is "
+    "enabled again.",
     "enabled": "Webhook enabled.",
-    "deleted": "Webhook deleted: its pending and retrying deliveries were cancelled.",
+    "deleted": "Webhook deleted: its pending, retrying and parked deliveries were cancelled.",
 }
 """What ``?done=<key>`` says after an action; any other value says nothing."""
 MAX_REPLAYED_SHOWN: Final = 10**9
@@ -120,20 +121,38 @@ class WebhookRow:
 
     endpoint: Endpoint
     attempts: RecentAttempts
+    parked: int = 0
 
 
-def done_message(done: str | None, replayed: str | None) -> str | None:
-    """The message of ``?done=`` (and ``replayed=`` after enabling), from the fixed set only."""
+def _shown_count(value: str | None) -> int | None:
+    """A count from the query string, if it is one (ASCII digits, not absurdly large)."""
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    count = int(value)
+    return None if count > MAX_REPLAYED_SHOWN else count
+
+
+def done_message(done: str | None, replayed: str | None, parked: str | None = None) -> str | None:
+    """The message of ``?done=`` (and ``replayed=`` / ``parked=`` after enabling), from the
+    fixed set only: nothing of the query string but a count is shown."""
     message = DONE_MESSAGES.get(done or "")
-    if message is None or done != "enabled" or replayed is None:
+    if message is None or done != "enabled":
         return message
-    if not replayed.isascii() or not replayed.isdigit() or int(replayed) > MAX_REPLAYED_SHOWN:
-        return message
-    count = int(replayed)
+    parts = [message]
+    released = _shown_count(parked)
+    if released:
+        noun = "delivery is" if released == 1 else "deliveries are"
+        parts = [
+            f"Webhook enabled: {released:,} parked {noun} being released, oldest first, at a "
+            "pace that rises while it answers 2xx."
+        ]
+    count = _shown_count(replayed)
     if count == 0:
-        return "Webhook enabled. Disabling it had cancelled no delivery, so none was queued again."
-    noun = "delivery" if count == 1 else "deliveries"
-    return f"Webhook enabled. {count:,} {noun} that disabling had cancelled queued again."
+        parts.append("Disabling it had cancelled no delivery, so none was queued again.")
+    elif count is not None:
+        noun = "delivery" if count == 1 else "deliveries"
+        parts.append(f"{count:,} {noun} that disabling had cancelled queued again.")
+    return " ".join(parts)
 
 
 def ago_at(now: datetime) -> Callable[[datetime | None], str]:
@@ -200,8 +219,13 @@ async def webhooks_page(
     if listed.cursor_error is not None:
         context["problem"] = listed.cursor_error
         return _list_page(request, session, context, status_code=400)
-    figures = await endpoints.recent_attempts(endpoint_ids=[row.id for row in listed.items])
-    context["rows"] = [WebhookRow(endpoint=row, attempts=figures[row.id]) for row in listed.items]
+    listed_ids = [row.id for row in listed.items]
+    figures = await endpoints.recent_attempts(endpoint_ids=listed_ids)
+    parked = await endpoints.parked_counts(endpoint_ids=listed_ids)
+    context["rows"] = [
+        WebhookRow(endpoint=row, attempts=figures[row.id], parked=parked[row.id])
+        for row in listed.items
+    ]
     context["next_url"] = listed.next_link
     return _list_page(request, session, context, status_code=200)
 
@@ -355,10 +379,12 @@ async def webhook_page(
     queries: QueriesDep,
     done: Annotated[str | None, Query()] = None,
     replayed: Annotated[str | None, Query()] = None,
+    parked_shown: Annotated[str | None, Query(alias="parked")] = None,
 ) -> HTMLResponse:
     """The webhook, its last 24 hours, its retry timeline and its latest deliveries."""
     endpoint = await endpoints.get(endpoint_id=webhook_id)
     stats = await endpoints.stats(endpoint_id=webhook_id)
+    parked = await endpoints.parked_counts(endpoint_ids=[webhook_id])
     deliveries = await queries.list_deliveries(webhook_id=webhook_id, limit=RECENT_DELIVERIES)
     effective = retry_config_of(endpoint)
     failure_rate = None if stats.success_rate is None else 1 - stats.success_rate
@@ -368,6 +394,14 @@ async def webhook_page(
         session=session,
         active="webhooks",
         endpoint=endpoint,
+        parked=parked[webhook_id],
+        next_probe_at=(
+            endpoint.probe_next_at
+            if endpoint.status == "disabled"
+            and endpoint.disabled_reason == "failing"
+            and endpoint.probe_enabled
+            else None
+        ),
         masked_headers=masked_headers(endpoint.headers),
         stats=stats,
         failure_rate=failure_rate,
@@ -375,7 +409,7 @@ async def webhook_page(
         timeline=retry_timeline(plan_schedule(effective.config)),
         deliveries=deliveries.items,
         more_deliveries=deliveries.next_cursor is not None,
-        message=done_message(done, replayed),
+        message=done_message(done, replayed, parked_shown),
         ago=ago_at(runtime.clock.now()),
         replay_field=REPLAY_FIELD,
         secret_field=SECRET_FIELD,
@@ -386,7 +420,7 @@ async def webhook_page(
 async def disable_webhook(
     request: Request, form: CheckedFormDep, webhook_id: WebhookId, endpoints: EndpointsDep
 ) -> RedirectResponse:
-    """Disable by hand (its queued deliveries are cancelled)."""
+    """Disable by hand (its queued deliveries are parked)."""
     await endpoints.disable(endpoint_id=webhook_id)
     return _see_other(_webhook_url(request, webhook_id, done="disabled"))
 
@@ -401,6 +435,8 @@ async def enable_webhook(
     query = {"done": "enabled"}
     if replay:
         query["replayed"] = str(len(outcome.replayed_delivery_ids))
+    if outcome.parked:
+        query["parked"] = str(outcome.parked)
     return _see_other(_webhook_url(request, webhook_id, **query))
 
 
