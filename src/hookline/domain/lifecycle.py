@@ -83,7 +83,7 @@ class ProbeState:
             interval = float(data["interval_s"])
             successes = int(data.get("successes", 0))
             probes = int(data.get("probes", 0))
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             return cls.start(policy)
         if not math.isfinite(interval) or interval <= 0:
             return cls.start(policy)
@@ -125,7 +125,7 @@ class RecoveryBucket:
     @classmethod
     def start(cls, policy: RecoveryPolicy, now: datetime) -> RecoveryBucket:
         """A new bucket: the start rate, one token (the first release happens at once)."""
-        return cls(rate=policy.start_rate, tokens=min(1.0, policy.start_rate), refilled_at=now)
+        return cls(rate=policy.start_rate, tokens=1.0, refilled_at=now)
 
     @property
     def burst(self) -> float:
@@ -213,7 +213,7 @@ class RecoveryBucket:
             failures = int(data.get("failures", 0))
             paused = data.get("paused_until")
             paused_until = None if paused is None else datetime.fromisoformat(paused)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             return cls.start(policy, now)
         aware = refilled_at.tzinfo is not None and (
             paused_until is None or paused_until.tzinfo is not None
