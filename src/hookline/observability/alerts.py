@@ -127,6 +127,8 @@ class AlertSummary:
     def title(self) -> str:
         if self.kind is AlertKind.DELIVERY_FAILED:
             what = "more deliveries failed permanently"
+        elif self.kind is AlertKind.ENDPOINT_RECOVERY:
+            what = "more endpoint recoveries"
         else:
             what = "more endpoint disables"
         where = (

@@ -107,6 +107,13 @@ class DelayedQueue(Protocol):
         """
         ...
 
+    async def discard(self, delivery_ids: Sequence[str]) -> None:
+        """Forget these ids altogether, due or in flight: their deliveries were parked (their
+        endpoint is disabled) and wait, with no due time, outside the queue. Call it after the
+        park is committed; an id left behind is harmless (its claim is given up, as the
+        database no longer calls it due). Ids the queue does not know are ignored."""
+        ...
+
     async def release(self, delivery_ids: Sequence[str], *, due_at: datetime) -> None:
         """Give back claims the worker did not start (shutdown): they are due again at ``due_at``.
 

@@ -151,6 +151,15 @@ class RedisQueue:
         with _mapped_errors("complete"):
             await self._client.zrem(self._keys.inflight, *delivery_ids)
 
+    async def discard(self, delivery_ids: Sequence[str]) -> None:
+        if not delivery_ids:
+            return
+        with _mapped_errors("discard"):
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.zrem(self._keys.due, *delivery_ids)
+                pipe.zrem(self._keys.inflight, *delivery_ids)
+                await pipe.execute()
+
     async def release(self, delivery_ids: Sequence[str], *, due_at: datetime) -> None:
         due_ms = to_ms(due_at)
         if not delivery_ids:

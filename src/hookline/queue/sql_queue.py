@@ -152,6 +152,10 @@ class SqlQueue:
                         .values(lease_until=None)
                     )
 
+    async def discard(self, delivery_ids: Sequence[str]) -> None:
+        # The deliveries table is the queue: a parked row has no due time and no lease already.
+        return
+
     async def release(self, delivery_ids: Sequence[str], *, due_at: datetime) -> None:
         require_aware(due_at)
         t = _DELIVERIES

@@ -540,6 +540,8 @@ class DeliveryService:
             await self._queue.schedule_many(settled.retries)
         if settled.finished:
             await self._queue.complete_retry(settled.finished)
+        if settled.parked:  # after schedule_many, which may have queued some of them again
+            await self._queue.discard(settled.parked)
         return settled.summary
 
     async def _settle_retrying(
@@ -665,7 +667,7 @@ class DeliveryService:
                     summary.disabled_endpoints.append(endpoint_id)
                     settled.effects.append(partial(self._transitions.report, changed))
                     # parked: out of the queue once committed (Redis memory stays flat)
-                    settled.finished.extend(changed.parked)
+                    settled.parked.extend(changed.parked)
         for item, decision in decided:
             delivery_id = item.planned.delivery_id
             if delivery_id not in written:
@@ -954,8 +956,11 @@ class _Settled:
     """Attempts whose outcome was written: each is reported once the transaction committed."""
     effects: list[Callable[[], None]] = field(default_factory=list)
     """Other reports that wait for the commit (a disabled endpoint, an unrecordable attempt)."""
+    parked: list[str] = field(default_factory=list)
+    """Deliveries a disable in this settle parked: they leave the queue last of all."""
 
     def merge(self, other: _Settled) -> None:
+        self.parked.extend(other.parked)
         for name in ("succeeded", "retrying", "failed", "lost"):
             setattr(self.summary, name, getattr(self.summary, name) + getattr(other.summary, name))
         self.summary.disabled_endpoints.extend(other.summary.disabled_endpoints)

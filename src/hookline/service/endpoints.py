@@ -544,7 +544,7 @@ class EndpointService:
         if not delivery_ids:
             return
         try:
-            await self._queue.complete_retry(list(delivery_ids))
+            await self._queue.discard(list(delivery_ids))
         except Exception as exc:
             log.warning(
                 "endpoint.unqueue_parked_failed",

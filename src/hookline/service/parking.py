@@ -218,6 +218,7 @@ async def finish_recovery_in(
 ) -> Transition | None:
     """A recovering endpoint with nothing left parked becomes ``active``."""
     state = lifecycle_of(endpoint)
+    fail_since = fail_since_of(endpoint)  # before the update clears the state it is read from
     changed = await repo.set_endpoint_state(
         session,
         endpoint_id=endpoint.id,
@@ -231,7 +232,7 @@ async def finish_recovery_in(
         endpoint_id=endpoint.id,
         status=EndpointStatus.ACTIVE.value,
         trigger=trigger,
-        fail_since=fail_since_of(endpoint),
+        fail_since=fail_since,
     )
 
 
