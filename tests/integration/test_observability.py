@@ -46,6 +46,8 @@ GAUGES = (
     "webhook_backlog_due",
     "webhook_backlog_oldest_age_seconds",
     "webhook_dead_letters",
+    "webhook_parked_deliveries",
+    "webhook_endpoints_recovering",
 )
 
 
@@ -378,8 +380,14 @@ def gauges(registry: CollectorRegistry) -> dict[str, float]:
 async def test_gauges_show_the_stored_state(harness: Harness) -> None:
     runtime = harness.runtime
     registry = runtime.metrics.registry
-    # Given a due backlog, dead letters and an endpoint disabled as gone
+    # Given a due backlog, dead letters and an endpoint disabled as gone; and a recovering
+    # endpoint and one disabled by hand, each with a delivery parked (no due time: not backlog)
     due_since = await given_a_backlog_a_dead_letter_and_a_gone_endpoint(harness)
+    await harness.add_endpoint("/recovering", event_types=["x.parks"], status="recovering")
+    await harness.add_endpoint(
+        "/off", event_types=["x.parks"], status="disabled", disabled_reason="manual"
+    )
+    assert [d.state for d in (await harness.publish("x.parks")).deliveries] == ["parked"] * 2
     harness.clock.advance(60)
     assert (harness.clock.now() - due_since).total_seconds() == 90
 
@@ -393,10 +401,12 @@ async def test_gauges_show_the_stored_state(harness: Harness) -> None:
         "webhook_backlog_due": 2,
         "webhook_backlog_oldest_age_seconds": 90,
         "webhook_dead_letters": 2,
+        "webhook_parked_deliveries": 2,
+        "webhook_endpoints_recovering": 1,
         "disabled:gone": 1,
         "disabled:not_found": 0,
         "disabled:failing": 0,
-        "disabled:manual": 0,
+        "disabled:manual": 1,
     }
 
 
@@ -547,6 +557,12 @@ async def test_dead_letters_and_disables_become_alerts_once_committed(harness: H
         gone: ("gone", "automatic"),
         by_hand: ("manual", "manual"),
     }
+    # the disable by hand parked the delivery waiting for it; the gone webhook's only delivery
+    # was the one attempted, so it had nothing left to cancel; its run of failures began now
+    facts = ("parked_deliveries", "cancelled_deliveries", "fail_since")
+    assert [disabled[by_hand][key] for key in facts] == [1, 0, None]
+    assert [disabled[gone][key] for key in facts] == [0, 0, harness.clock.now().isoformat()]
+    assert (await harness.delivery(deliveries[by_hand])).state == "parked"
     metrics = harness.runtime.metrics.registry
     assert value(metrics, "webhook_endpoint_disabled_total", reason="manual") == 1
     assert value(metrics, "webhook_endpoint_disabled_total", reason="gone") == 1

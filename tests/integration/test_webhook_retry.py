@@ -148,18 +148,27 @@ async def test_gone_endpoints_are_disabled_at_once(
     # When one attempt is made
     assert await harness.worker(batch_size=1).run_once() == 1
 
-    # Then the endpoint is disabled with the reason, the attempted delivery failed, the other
-    # was cancelled, and nothing more is sent to it
+    # Then the endpoint is disabled with the reason, the attempted delivery failed, and nothing
+    # more is sent to it
     endpoint = await harness.endpoint(endpoint_id)
     assert (endpoint.status, endpoint.disabled_reason) == ("disabled", reason)
     assert endpoint.disabled_at == harness.clock.now()
     assert (await harness.delivery(first.id)).state == "failed"
-    cancelled = await harness.delivery(second.id)
-    assert (cancelled.state, cancelled.last_error) == ("cancelled", "endpoint_disabled")
+    other = await harness.delivery(second.id)
     harness.clock.advance(3600)
     assert await harness.run() == 0
-    assert (await harness.publish()).deliveries == []
+    later = (await harness.publish()).deliveries
     assert len(harness.receiver.requests) == 1
+    if reason == "gone":
+        # 410: done until an operator acts: the other was cancelled, new events make nothing
+        assert (other.state, other.last_error) == ("cancelled", "endpoint_disabled")
+        assert later == []
+    else:
+        # 404: the other waits parked (no due time) for the endpoint to come back, and so do
+        # new events
+        assert (other.state, other.next_attempt_at, other.last_error) == ("parked", None, None)
+        assert [(d.endpoint_id, d.state) for d in later] == [(endpoint_id, "parked")]
+        assert (await harness.delivery(second.id)).state == "parked"
 
 
 async def test_a_client_error_fails_without_retry(harness: Harness) -> None:

@@ -139,7 +139,7 @@ def test_migrate_goes_up_and_down(
 
     code, out, _ = run(["migrate"], capsys)
     assert code == 0
-    assert "database at revision 0004" in out
+    assert "database at revision 0005" in out
     assert (tmp_path / "data" / "hookline.db").exists()
 
     code, out, _ = run(["migrate", "--downgrade", "base"], capsys)

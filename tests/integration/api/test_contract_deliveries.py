@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hookline.domain.states import DisabledReason
 from hookline.queue.redis_queue import RedisQueue
 from hookline.service.endpoints import EndpointService
 from hookline.storage.db import create_engine, create_session_factory
@@ -27,12 +28,14 @@ from tests.integration.api.helpers import (
 # --- POST /events -----------------------------------------------------------------------------
 
 
-async def test_publish_fans_out_to_active_subscribed_webhooks(api: Api) -> None:
+async def test_publish_fans_out_to_subscribed_webhooks_that_are_not_gone(api: Api) -> None:
     everything = await api.create_webhook()
     orders = await api.create_webhook(event_types=["order.created"])
     await api.create_webhook(event_types=["user.deleted"])
     disabled = await api.create_webhook()
     await api.client.post(f"/webhooks/{disabled['id']}/disable")
+    gone = await api.create_webhook()
+    await api.runtime.endpoints.disable(endpoint_id=gone["id"], reason=DisabledReason.GONE)
     deleted = await api.create_webhook()
     await api.client.delete(f"/webhooks/{deleted['id']}")
 
@@ -48,14 +51,18 @@ async def test_publish_fans_out_to_active_subscribed_webhooks(api: Api) -> None:
     assert all(set(d) == {"id", "webhook_id"} for d in body["deliveries"])
     assert all(is_id(d["id"], "dlv") for d in body["deliveries"])
     assert sorted(d["webhook_id"] for d in body["deliveries"]) == sorted(
-        [everything["id"], orders["id"]]
+        [everything["id"], orders["id"], disabled["id"]]
     )
     for ref in body["deliveries"]:
         shown = await api.delivery(ref["id"])
-        assert shown["state"] == "pending"
         assert shown["event_id"] == body["id"]
         assert shown["attempt_number"] == 0
-        assert shown["next_attempt_at"] == iso(api.clock.now())
+        if ref["webhook_id"] == disabled["id"]:
+            # disabled by hand: it waits parked, with no due time, for the webhook to come back
+            assert (shown["state"], shown["next_attempt_at"]) == ("parked", None)
+        else:
+            assert shown["state"] == "pending"
+            assert shown["next_attempt_at"] == iso(api.clock.now())
 
 
 async def test_publish_with_no_subscriber_creates_an_event_without_deliveries(api: Api) -> None:

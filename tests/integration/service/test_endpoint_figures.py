@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from hookline.domain.states import DisabledReason
 from hookline.storage.models import Delivery, Endpoint
 from tests import factories
 from tests.integration.conftest import Harness
@@ -86,20 +87,21 @@ async def test_recent_attempts_is_one_statement_however_many_endpoints(harness: 
 async def test_enable_with_outcome_tells_which_deliveries_went_back_in_the_queue(
     harness: Harness,
 ) -> None:
-    # Given an endpoint with two deliveries waiting, disabled by hand (which cancels them)
+    # Given an endpoint with two deliveries waiting, disabled as gone (which cancels them)
     endpoints = harness.runtime.endpoints
     endpoint = await endpoints.create(url=harness.receiver.url_for("/hook"))
     published = [await harness.publish(), await harness.publish()]
     waiting = {result.deliveries[0].id for result in published}
     harness.clock.advance(1)
-    await endpoints.disable(endpoint_id=endpoint.id)
+    await endpoints.disable(endpoint_id=endpoint.id, reason=DisabledReason.GONE)
 
     # When it is enabled with replay
     harness.clock.advance(60)
     outcome = await endpoints.enable_with_outcome(endpoint_id=endpoint.id, replay_cancelled=True)
 
-    # Then the outcome names both, they are due now, and the worker sends them
-    assert outcome.endpoint.status == "active"
+    # Then the outcome names both (nothing was parked), they are due now, and the worker sends
+    # them
+    assert (outcome.endpoint.status, outcome.parked) == ("active", 0)
     assert set(outcome.replayed_delivery_ids) == waiting
     for delivery_id in waiting:
         delivery: Delivery = await harness.delivery(delivery_id)
@@ -107,11 +109,13 @@ async def test_enable_with_outcome_tells_which_deliveries_went_back_in_the_queue
         assert delivery.next_attempt_at == harness.clock.now()
     assert await harness.run() == 2
 
-    # Enabling an active endpoint replays nothing; without replay nothing is replayed either
+    # Enabling an active endpoint replays nothing; a disable by hand parks what waits, and
+    # enabling then replays nothing either: it tells how many wait for the slow start
     again = await endpoints.enable_with_outcome(endpoint_id=endpoint.id, replay_cancelled=True)
     assert again.replayed_delivery_ids == ()
     await harness.publish()
     await endpoints.disable(endpoint_id=endpoint.id)
     harness.clock.advance(5)
     quiet = await endpoints.enable_with_outcome(endpoint_id=endpoint.id, replay_cancelled=False)
-    assert (quiet.endpoint.status, quiet.replayed_delivery_ids) == ("active", ())
+    assert (quiet.endpoint.status, quiet.replayed_delivery_ids) == ("recovering", ())
+    assert quiet.parked == 1

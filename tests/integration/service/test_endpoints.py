@@ -7,6 +7,7 @@ from structlog.testing import capture_logs
 
 from hookline.domain.retry_config import RetryConfig
 from hookline.domain.signing import verify
+from hookline.domain.states import DisabledReason
 from tests.integration.conftest import Harness
 from tests.receiver import RecordedRequest
 
@@ -22,7 +23,9 @@ def signed_by(secret: str, request: RecordedRequest, *, now_s: float) -> bool:
     )
 
 
-async def test_disable_cancels_and_enable_with_replay_delivers(harness: Harness) -> None:
+async def test_disable_parks_and_enable_releases_them_through_the_slow_start(
+    harness: Harness,
+) -> None:
     # Given a webhook with two deliveries waiting
     endpoints = harness.runtime.endpoints
     endpoint = await endpoints.create(url=harness.receiver.url_for("/hook"))
@@ -30,10 +33,54 @@ async def test_disable_cancels_and_enable_with_replay_delivers(harness: Harness)
     second = await harness.publish()
     ids = [first.deliveries[0].id, second.deliveries[0].id]
 
-    # When it is disabled, the worker sends nothing and the deliveries are cancelled
+    # When it is disabled, the worker sends nothing and the deliveries are parked: no due time
     harness.clock.advance(1)
     disabled = await endpoints.disable(endpoint_id=endpoint.id)
     assert (disabled.status, disabled.disabled_reason) == ("disabled", "manual")
+    assert await harness.run() == 0
+    assert harness.receiver.requests == []
+    for delivery_id in ids:
+        parked = await harness.delivery(delivery_id)
+        assert (parked.state, parked.next_attempt_at, parked.last_error) == ("parked", None, None)
+
+    # When it is enabled again
+    harness.clock.advance(60)
+    enabled = await endpoints.enable(endpoint_id=endpoint.id)
+
+    # Then it is recovering: the worker sends nothing until the lifecycle loop releases the
+    # parked deliveries, one token to begin with, more after a 2xx
+    assert enabled.status == "recovering"
+    assert await harness.run() == 0
+    lifecycle = harness.runtime.lifecycle
+    assert await lifecycle.release() == (1, 0)
+    assert await harness.run() == 1
+    harness.clock.advance(1)
+    assert await lifecycle.release() == (1, 0)
+    assert await harness.run() == 1
+
+    # And once nothing is parked it is active; both went out with their own webhook-id
+    assert await lifecycle.release() == (0, 1)
+    assert (await harness.endpoint(endpoint.id)).status == "active"
+    assert [r.headers["webhook-id"] for r in harness.receiver.requests] == [
+        first.event.id,
+        second.event.id,
+    ]
+    for delivery_id in ids:
+        assert (await harness.delivery(delivery_id)).state == "succeeded"
+
+
+async def test_a_gone_disable_cancels_and_enable_with_replay_delivers(harness: Harness) -> None:
+    # Given a webhook with two deliveries waiting
+    endpoints = harness.runtime.endpoints
+    endpoint = await endpoints.create(url=harness.receiver.url_for("/hook"))
+    first = await harness.publish()
+    second = await harness.publish()
+    ids = [first.deliveries[0].id, second.deliveries[0].id]
+
+    # When it is disabled as gone, the worker sends nothing and the deliveries are cancelled
+    harness.clock.advance(1)
+    disabled = await endpoints.disable(endpoint_id=endpoint.id, reason=DisabledReason.GONE)
+    assert (disabled.status, disabled.disabled_reason) == ("disabled", "gone")
     assert await harness.run() == 0
     assert harness.receiver.requests == []
     for delivery_id in ids:
@@ -44,8 +91,8 @@ async def test_disable_cancels_and_enable_with_replay_delivers(harness: Harness)
     harness.clock.advance(60)
     enabled = await endpoints.enable(endpoint_id=endpoint.id, replay_cancelled=True)
 
-    # Then both are queued again, due now (on Redis only the queue tells the worker), and
-    # delivered
+    # Then it is active at once (nothing parked), both are queued again, due now (on Redis only
+    # the queue tells the worker), and delivered
     assert enabled.status == "active"
     assert await harness.run() == 2
     assert {r.headers["webhook-id"] for r in harness.receiver.requests} == {
@@ -60,10 +107,11 @@ async def test_enable_without_replay_leaves_them_cancelled(harness: Harness) -> 
     endpoints = harness.runtime.endpoints
     endpoint = await endpoints.create(url=harness.receiver.url_for("/hook"))
     published = await harness.publish()
-    await endpoints.disable(endpoint_id=endpoint.id)
+    await endpoints.disable(endpoint_id=endpoint.id, reason=DisabledReason.GONE)
 
-    await endpoints.enable(endpoint_id=endpoint.id)
+    enabled = await endpoints.enable(endpoint_id=endpoint.id)
 
+    assert enabled.status == "active"
     assert await harness.run() == 0
     assert (await harness.delivery(published.deliveries[0].id)).state == "cancelled"
 
@@ -151,11 +199,15 @@ async def test_manual_and_automatic_disable_log_the_same_fields(harness: Harness
         await harness.runtime.endpoints.disable(endpoint_id=by_hand)
         assert await harness.worker(batch_size=1).run_once() == 1
 
-    # Then both endpoint.disabled lines carry the same fields, one name per fact
+    # Then both endpoint.disabled lines carry the same fields, one name per fact: the manual
+    # disable parked both of its deliveries, the gone one cancelled the one still waiting
     lines = {e["endpoint_id"]: e for e in logs if e["event"] == "endpoint.disabled"}
     manual, automatic = lines[by_hand], lines[gone]
     assert manual.keys() == automatic.keys()
-    facts = ("trigger", "reason", "cancelled_deliveries")
-    assert [manual[key] for key in facts] == ["manual", "manual", 2]
-    assert [automatic[key] for key in facts] == ["automatic", "gone", 1]
+    facts = ("trigger", "reason", "fail_since", "parked_deliveries", "cancelled_deliveries")
+    assert set(facts) <= manual.keys()
+    assert [manual[key] for key in facts] == ["manual", "manual", None, 2, 0]
+    # (the 410 is the first failure of the gone endpoint's run: fail_since is now)
+    failed_at = harness.clock.now().isoformat()
+    assert [automatic[key] for key in facts] == ["automatic", "gone", failed_at, 0, 1]
     assert type(manual["reason"]) is str  # the value, not the enum member

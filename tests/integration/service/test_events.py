@@ -9,18 +9,38 @@ from hookline.service.events import EventService
 from tests.integration.conftest import Harness
 
 
-async def test_fan_out_goes_to_every_matching_active_endpoint(harness: Harness) -> None:
+async def test_fan_out_goes_to_every_matching_endpoint_that_is_not_gone(harness: Harness) -> None:
+    # Given active, disabled (for each reason) and recovering endpoints, matching or not
     everything = await harness.add_endpoint("/all")
     orders = await harness.add_endpoint("/orders", event_types=["order.created"])
     await harness.add_endpoint("/users", event_types=["user.deleted"])
-    await harness.add_endpoint("/off", status="disabled", disabled_reason="manual")
+    parking = {
+        await harness.add_endpoint(f"/off-{reason}", status="disabled", disabled_reason=reason)
+        for reason in ("manual", "failing", "not_found")
+    }
+    parking.add(await harness.add_endpoint("/recovering", status="recovering"))
+    await harness.add_endpoint("/gone", status="disabled", disabled_reason="gone")
+    await harness.add_endpoint(
+        "/off-users", status="disabled", disabled_reason="manual", event_types=["user.deleted"]
+    )
 
+    # When an event is published
     result = await harness.publish("order.created")
 
+    # Then the matching active endpoints get a pending delivery, in the queue; the matching
+    # disabled (but not gone) and recovering ones a parked delivery, with no due time and no
+    # queue entry; the gone one none
     assert result.created
     assert result.event.id.startswith("evt_")
-    assert sorted(d.endpoint_id for d in result.deliveries) == sorted([everything, orders])
-    assert all(d.id.startswith("dlv_") and d.state == "pending" for d in result.deliveries)
+    assert all(d.id.startswith("dlv_") for d in result.deliveries)
+    states = {d.endpoint_id: d.state for d in result.deliveries}
+    assert states == {
+        everything: "pending",
+        orders: "pending",
+        **dict.fromkeys(parking, "parked"),
+    }
+    for parked in (d for d in result.deliveries if d.state == "parked"):
+        assert (await harness.delivery(parked.id)).next_attempt_at is None
     assert await harness.runtime.queue.depth() == 2
 
 

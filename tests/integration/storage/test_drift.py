@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hookline.storage.migrate import check_drift, upgrade
@@ -11,24 +13,41 @@ async def test_a_database_at_head_matches_the_models(db_engine: AsyncEngine) -> 
     assert await check_drift(db_engine) == []
 
 
+def _described(diff: Any) -> tuple[Any, ...]:
+    """An autogenerate diff as ``(kind, table, name)`` (``modify_nullable``: with the old and
+    new nullability)."""
+    kind = diff[0]
+    if kind in ("add_index", "add_fk"):
+        return (kind, diff[1].table.name, diff[1].name)
+    if kind == "modify_nullable":
+        return (kind, diff[2], diff[3], diff[5], diff[6])
+    return (kind, diff[2], diff[3].name)
+
+
 async def test_a_missing_migration_is_reported_as_drift(empty_engine: AsyncEngine) -> None:
-    # Given a database migrated only to 0002 (no trace columns)
-    await upgrade(empty_engine, "0002")
+    # Given a database migrated only to 0004 (no lifecycle columns, attempts of deliveries only)
+    await upgrade(empty_engine, "0004")
 
     # When it is compared with the models
     diffs = await check_drift(empty_engine)
 
-    # Then exactly the two missing columns (and the later index) are reported
-    reported = sorted(
-        (diff[0], diff[1].table.name, diff[1].name)
-        if diff[0] == "add_index"
-        else (diff[0], diff[2], diff[3].name)
-        for diff in diffs
-    )
-    assert reported == [
-        ("add_column", "events", "trace_context"),
-        ("add_column", "webhook_endpoints", "trace_propagation"),
-        ("add_index", "events", "ix_events_created_at_id"),
+    # Then exactly what 0005 adds is reported (column changes come as a list per column)
+    flat = [item for diff in diffs for item in (diff if isinstance(diff, list) else [diff])]
+    assert sorted(_described(diff) for diff in flat) == [
+        ("add_column", "delivery_attempts", "endpoint_id"),
+        ("add_column", "delivery_attempts", "trigger"),
+        ("add_column", "webhook_endpoints", "lifecycle"),
+        ("add_column", "webhook_endpoints", "payload_format"),
+        ("add_column", "webhook_endpoints", "probe_enabled"),
+        ("add_column", "webhook_endpoints", "probe_next_at"),
+        ("add_column", "webhook_endpoints", "rate_limit_per_s"),
+        (
+            "add_fk",
+            "delivery_attempts",
+            "fk_delivery_attempts_endpoint_id_webhook_endpoints",
+        ),
+        ("add_index", "delivery_attempts", "ix_delivery_attempts_endpoint_id_started_at"),
+        ("modify_nullable", "delivery_attempts", "delivery_id", False, True),
     ]
 
 

@@ -37,6 +37,14 @@ from tests.factories import make_attempt, make_delivery, make_endpoint, make_eve
 
 ROOT = Path(__file__).resolve().parents[3]
 APP_TABLES = {"webhook_endpoints", "events", "deliveries", "delivery_attempts"}
+LIFECYCLE_COLUMNS = (
+    "payload_format",
+    "rate_limit_per_s",
+    "probe_enabled",
+    "probe_next_at",
+    "lifecycle",
+)
+"""What 0005 adds to ``webhook_endpoints``."""
 
 
 async def _tables(engine: AsyncEngine) -> set[str]:
@@ -55,20 +63,27 @@ async def _endpoint_columns(
         return await conn.run_sync(columns)
 
 
-def test_the_package_ships_four_linear_revisions() -> None:
+def test_the_package_ships_five_linear_revisions() -> None:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())
     chain = [(rev.revision, rev.down_revision) for rev in script.walk_revisions()]
 
-    assert chain == [("0004", "0003"), ("0003", "0002"), ("0002", "0001"), ("0001", None)]
-    assert head_revision() == "0004"
+    assert chain == [
+        ("0005", "0004"),
+        ("0004", "0003"),
+        ("0003", "0002"),
+        ("0002", "0001"),
+        ("0001", None),
+    ]
+    assert head_revision() == "0005"
     files = sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("0*.py"))
     assert files == [
         "0001_initial_schema.py",
         "0002_add_webhook_retry.py",
         "0003_trace_context.py",
         "0004_events_created_at_index.py",
+        "0005_endpoint_lifecycle.py",
     ]
 
 
@@ -80,18 +95,35 @@ async def test_upgrade_downgrade_upgrade(empty_engine: AsyncEngine) -> None:
     # When it is migrated to head
     await upgrade(empty_engine)
 
-    # Then all four tables, retry_config and the trace columns exist; JSONB on PostgreSQL
-    assert await current_revision(empty_engine) == "0004"
+    # Then all four tables, retry_config, the trace and the lifecycle columns exist; JSONB on
+    # PostgreSQL
+    assert await current_revision(empty_engine) == "0005"
     assert await _tables(empty_engine) == APP_TABLES
     columns = await _endpoint_columns(empty_engine)
     retry_type = columns["retry_config"]
+    lifecycle_type = columns["lifecycle"]
     if is_sqlite(empty_engine):
         assert isinstance(retry_type, JSON)
+        assert isinstance(lifecycle_type, JSON)
     else:
         assert isinstance(retry_type, JSONB)
+        assert isinstance(lifecycle_type, JSONB)
     assert "round_start_attempt" in await _endpoint_columns(empty_engine, "deliveries")
     assert "trace_propagation" in columns
     assert "trace_context" in await _endpoint_columns(empty_engine, "events")
+    assert set(LIFECYCLE_COLUMNS) <= set(columns)
+    assert {"trigger", "endpoint_id"} <= set(
+        await _endpoint_columns(empty_engine, "delivery_attempts")
+    )
+
+    # When it goes down to 0004: the lifecycle columns are gone, the trace columns stay
+    await downgrade(empty_engine, "0004")
+    assert await current_revision(empty_engine) == "0004"
+    columns = await _endpoint_columns(empty_engine)
+    assert not set(LIFECYCLE_COLUMNS) & set(columns)
+    assert "trace_propagation" in columns
+    attempt_columns = await _endpoint_columns(empty_engine, "delivery_attempts")
+    assert not {"trigger", "endpoint_id"} & set(attempt_columns)
 
     # When it goes down to 0002: the trace columns are gone, retry_config stays
     await downgrade(empty_engine, "0002")
@@ -195,7 +227,7 @@ async def test_root_alembic_ini_upgrades_and_downgrades_from_database_url(
     await asyncio.to_thread(command.upgrade, _root_config(), "head")
 
     # Then the database is at head, and downgrade base empties it again
-    assert await current_revision(empty_engine) == "0004"
+    assert await current_revision(empty_engine) == "0005"
     assert await _tables(empty_engine) == APP_TABLES
     await asyncio.to_thread(command.downgrade, _root_config(), "base")
     assert await current_revision(empty_engine) is None
@@ -229,7 +261,7 @@ async def test_root_alembic_ini_falls_back_to_the_settings_sqlite_file(
     assert database.is_file()
     engine = create_engine(f"sqlite:///{database}")
     try:
-        assert await current_revision(engine) == "0004"
+        assert await current_revision(engine) == "0005"
         async with engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
         assert mode == "wal"
@@ -239,7 +271,13 @@ async def test_root_alembic_ini_falls_back_to_the_settings_sqlite_file(
 
 @pytest.mark.parametrize(
     ("revision", "has_retry_config"),
-    [("0001", False), ("0002", True), ("0003", True), ("0004", True)],
+    [
+        ("0001", False),
+        ("0002", True),
+        ("0003", True),
+        ("0004", True),
+        ("0005", True),
+    ],
 )
 async def test_offline_sql_creates_every_table(
     revision: str, has_retry_config: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -447,9 +447,18 @@ async def test_the_sink_methods_record_alerts_stamped_now(clock: ManualClock) ->
     dispatcher.endpoint_disabled(
         endpoint_id="wh_a", reason="gone", trigger="automatic", cancelled_deliveries=2
     )
+    fail_since = clock.now() - timedelta(hours=24)
+    dispatcher.endpoint_disabled(
+        endpoint_id="wh_b",
+        reason="failing",
+        trigger="automatic",
+        cancelled_deliveries=0,
+        parked_deliveries=5,
+        fail_since=fail_since,
+    )
 
     # Then they are alerts like any other, at the clock's time
-    failed_alert, disabled = await dispatcher.flush()
+    failed_alert, disabled, parking = await dispatcher.flush()
     assert failed_alert == delivery_failed_alert(
         endpoint_id="wh_a",
         delivery_id="dlv_1",
@@ -460,6 +469,19 @@ async def test_the_sink_methods_record_alerts_stamped_now(clock: ManualClock) ->
     )
     assert disabled == endpoint_disabled_alert(
         endpoint_id="wh_a", reason="gone", at=clock.now(), cancelled_deliveries=2
+    )
+    assert parking == endpoint_disabled_alert(
+        endpoint_id="wh_b",
+        reason="failing",
+        at=clock.now(),
+        cancelled_deliveries=0,
+        parked_deliveries=5,
+        fail_since=fail_since,
+    )
+    assert isinstance(parking, Alert)
+    assert (parking.fields["parked_deliveries"], parking.fields["fail_since"]) == (
+        5,
+        fail_since.isoformat(),
     )
 
 
@@ -558,8 +580,14 @@ async def test_run_flushes_every_interval_until_stopped(clock: ManualClock) -> N
 
 async def test_the_log_notifier_writes_one_line_per_message(clock: ManualClock) -> None:
     alert = failed(clock)
-    disabled = endpoint_disabled_alert(
-        endpoint_id="wh_a", reason="not_found", at=clock.now(), cancelled_deliveries=3
+    fail_since = clock.now() - timedelta(minutes=5)
+    disabled = endpoint_disabled_alert(  # a 404 parks what waits: nothing cancelled
+        endpoint_id="wh_a",
+        reason="not_found",
+        at=clock.now(),
+        cancelled_deliveries=0,
+        parked_deliveries=3,
+        fail_since=fail_since,
     )
     summary = AlertSummary(
         kind=AlertKind.DELIVERY_FAILED,
@@ -587,7 +615,8 @@ async def test_the_log_notifier_writes_one_line_per_message(clock: ManualClock) 
     assert failed_line["occurred_at"] == clock.now().isoformat()
     assert disabled_line["reason"] == "not_found"
     assert disabled_line["trigger"] == "automatic"
-    assert disabled_line["cancelled_deliveries"] == 3
+    assert (disabled_line["parked_deliveries"], disabled_line["cancelled_deliveries"]) == (3, 0)
+    assert disabled_line["fail_since"] == fail_since.isoformat()
     assert summary_line["kind"] == "delivery_failed"
     assert summary_line["endpoint_id"] is None
     assert (summary_line["count"], summary_line["endpoints"]) == (42, 7)

@@ -6,17 +6,22 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from hookline.observability.logging import configure_logging
 
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
+    # structlog too: left configured for stdlib, a later test's logs would go to the restored
+    # root handlers instead of stdout (test_webhook_headers reads them from capsys)
+    saved_structlog = structlog.get_config()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     names = ("alembic.runtime.plugins", "alembic.runtime.migration", "uvicorn.access")
     levels = {name: logging.getLogger(name).level for name in names}
     yield
+    structlog.configure(**saved_structlog)
     root.handlers[:], root.level = handlers, level
     for name, saved in levels.items():
         logging.getLogger(name).setLevel(saved)

@@ -44,6 +44,21 @@ def test_every_constraint_and_index_has_a_name() -> None:
 
 
 def test_attempts_go_with_their_delivery() -> None:
-    (fk,) = DeliveryAttempt.__table__.foreign_keys
-    assert fk.column.table.name == "deliveries"
-    assert fk.ondelete == "CASCADE"
+    by_column = {fk.parent.name: fk for fk in DeliveryAttempt.__table__.foreign_keys}
+    assert set(by_column) == {"delivery_id", "endpoint_id"}
+    assert by_column["delivery_id"].column.table.name == "deliveries"
+    assert by_column["delivery_id"].ondelete == "CASCADE"
+
+
+def test_an_attempt_of_the_endpoint_itself_has_no_delivery() -> None:
+    # Probes and test sends are attempts of an endpoint: no delivery, the endpoint and the
+    # trigger say whose they are. Endpoints are only soft-deleted, so nothing cascades there.
+    columns = DeliveryAttempt.__table__.columns
+    assert columns["delivery_id"].nullable
+    assert columns["endpoint_id"].nullable
+    (fk,) = columns["endpoint_id"].foreign_keys
+    assert fk.column.table.name == "webhook_endpoints"
+    assert fk.ondelete is None
+    assert not columns["trigger"].nullable
+    assert columns["trigger"].server_default is not None
+    assert columns["trigger"].server_default.arg == "delivery"

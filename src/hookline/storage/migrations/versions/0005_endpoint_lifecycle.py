@@ -34,11 +34,42 @@ depends_on: str | Sequence[str] | None = None
 _TIMESTAMP = sa.DateTime(timezone=True)
 
 
+def _attempts_at_0004() -> sa.Table:
+    """``delivery_attempts`` as revision 0004 left it: SQLite's batch mode copies the table to
+    change a column's nullability, and ``copy_from`` lets it do so without reflecting a live
+    database (so ``alembic upgrade --sql`` works too)."""
+    return sa.Table(
+        "delivery_attempts",
+        sa.MetaData(),
+        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("delivery_id", sa.String(32), nullable=False),
+        sa.Column("attempt_number", sa.Integer(), nullable=False),
+        sa.Column("started_at", _TIMESTAMP, nullable=False),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.String(64), nullable=True),
+        sa.Column("retryable", sa.Boolean(), nullable=False),
+        sa.Column("response_body", sa.Text(), nullable=True),
+        sa.Column("next_delay", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_delivery_attempts"),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["deliveries.id"],
+            name="fk_delivery_attempts_delivery_id_deliveries",
+            ondelete="CASCADE",
+        ),
+        sa.Index(
+            "ix_delivery_attempts_delivery_id_attempt_number", "delivery_id", "attempt_number"
+        ),
+    )
+
+
 def upgrade() -> None:
     json_type = sa.JSON(none_as_null=True).with_variant(
         postgresql.JSONB(none_as_null=True), "postgresql"
     )
-    with op.batch_alter_table("webhook_endpoints") as batch:
+    # Columns added in place (SQLite's ADD COLUMN takes constant defaults): no table copy.
+    with op.batch_alter_table("webhook_endpoints", recreate="never") as batch:
         batch.add_column(
             sa.Column("payload_format", sa.String(16), nullable=False, server_default="envelope")
         )
@@ -49,7 +80,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("probe_next_at", _TIMESTAMP, nullable=True))
         batch.add_column(sa.Column("lifecycle", json_type, nullable=True))
     op.execute("UPDATE webhook_endpoints SET payload_format = 'raw'")
-    with op.batch_alter_table("delivery_attempts") as batch:
+    with op.batch_alter_table("delivery_attempts", copy_from=_attempts_at_0004()) as batch:
         batch.alter_column("delivery_id", existing_type=sa.String(32), nullable=True)
         batch.add_column(
             sa.Column("trigger", sa.String(16), nullable=False, server_default="delivery")
