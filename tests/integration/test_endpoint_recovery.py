@@ -20,7 +20,7 @@ from hookline.storage.models import Delivery, DeliveryAttempt
 from tests.integration.conftest import Harness
 
 DOWN_FOR = timedelta(hours=26)
-STEP = timedelta(minutes=10)
+STEP = timedelta(minutes=20)
 PARKED_EVENTS = 500
 
 
