@@ -126,8 +126,9 @@ async def disable_in(
     fail_since: datetime | None = None,
 ) -> Transition | None:
     """Disable the endpoint if it is in ``from_statuses``; park its queued deliveries (cancel
-    them for ``gone``); plan the first probe of a ``failing`` one. None if it was not in such a
-    status (another process got there first, or it is disabled already)."""
+    them, and any parked ones, for ``gone``); plan the first probe of a ``failing`` one. None
+    if it was not in such a status (another process got there first, or it is disabled
+    already)."""
     probe = ProbeState.start(policy.probe)
     state: dict[str, Any] = {
         "probe": probe.to_json(),
@@ -154,8 +155,13 @@ async def disable_in(
     if reason in PARKING_REASONS:
         parked = await repo.park_deliveries(session, now=now, endpoint_id=endpoint_id)
     else:
+        # gone: done until an operator acts; what was parked (while it recovered) goes too
         cancelled = await deliveries_repo.cancel_deliveries(
-            session, now=now, reason=deliveries_repo.ENDPOINT_DISABLED, endpoint_id=endpoint_id
+            session,
+            now=now,
+            reason=deliveries_repo.ENDPOINT_DISABLED,
+            endpoint_id=endpoint_id,
+            states=(*deliveries_repo.QUEUED_STATES, repo.PARKED),
         )
     return Transition(
         endpoint_id=endpoint_id,

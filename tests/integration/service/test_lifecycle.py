@@ -234,6 +234,25 @@ async def test_disable_as_gone_cancels_the_queued_deliveries(harness: Harness) -
     assert await harness.runtime.queue.depth() == depth
 
 
+async def test_a_recovering_endpoint_that_answers_410_cancels_its_parked_backlog(
+    harness: Harness,
+) -> None:
+    # Given a recovering webhook with three parked deliveries, whose receiver is now gone
+    endpoint_id, parked = await _recovering(harness, 3)
+    harness.receiver.on("/hook", statuses=[410])
+
+    # When the first one is released and answered 410
+    assert await _release_round(harness) == parked[:1]
+
+    # Then it is disabled as gone, and nothing waits parked for it any more: the one attempted
+    # is a dead letter, the two others are cancelled
+    endpoint = await harness.endpoint(endpoint_id)
+    assert (endpoint.status, endpoint.disabled_reason) == ("disabled", "gone")
+    states = await _states(harness, endpoint_id)
+    assert [states[event_id] for event_id in parked] == ["failed", "cancelled", "cancelled"]
+    assert await _parked(harness, endpoint_id) == 0
+
+
 # --- probes -------------------------------------------------------------------------------------
 
 
