@@ -5,7 +5,7 @@ on stderr, ``hookline: error: …``, naming the flag or setting at fault (a pass
 shows as ``***``), and exits with a code that says what failed:
 
   0  done, or stopped by SIGTERM/SIGINT after a clean shutdown
-  1  EXIT_LOOP_DIED    a worker or sweeper loop ended by itself (a bug): restart the process
+  1  EXIT_LOOP_DIED    a worker, sweeper or lifecycle loop ended by itself (a bug): restart
   2  EXIT_USAGE        a bad flag or setting, including a malformed DATABASE_URL or REDIS_URL
   3  EXIT_DATABASE     the database (DATABASE_URL) cannot be reached or used, or it is not
                        migrated to this version (api, worker: run `hookline migrate`)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from hookline.settings import Settings
 
 EXIT_LOOP_DIED = 1
-"""A worker or sweeper loop ended by itself (they survive every exception, so this is a bug or
-an unrecoverable state): the process exits so that its supervisor restarts it."""
+"""A worker, sweeper or lifecycle loop ended by itself (they survive every exception, so this
+is a bug or an unrecoverable state): the process exits so that its supervisor restarts it."""
 EXIT_USAGE = 2
 """A bad flag or setting: fix the command line or the environment."""
 EXIT_DATABASE = 3
