@@ -185,7 +185,7 @@ async def recover_in(
     """Bring a disabled endpoint back: ``recovering`` with a fresh slow-start bucket if it has
     parked deliveries, else ``active``. None if it is no longer disabled."""
     parked = await repo.count_parked(session, endpoint_id=endpoint.id)
-    fail_since = fail_since_of(endpoint) or endpoint.failing_since or endpoint.disabled_at
+    fail_since = fail_since_of(endpoint) or endpoint.failing_since
     status = EndpointStatus.RECOVERING if parked else EndpointStatus.ACTIVE
     lifecycle: dict[str, Any] | None = None
     if status is EndpointStatus.RECOVERING:
