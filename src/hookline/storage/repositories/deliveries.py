@@ -376,7 +376,7 @@ async def cancel_deliveries(
         conditions.append(Delivery.id.in_(delivery_ids))
     if endpoint_id is not None:
         conditions.append(Delivery.endpoint_id == endpoint_id)
-    return await _finish(
+    return await finish_matching(
         session, conditions, state=DeliveryState.CANCELLED.value, last_error=reason, now=now
     )
 
@@ -406,13 +406,13 @@ async def fail_deliveries(
         ]
         if version is not None:
             conditions.append(Delivery.version == version)
-        failed += await _finish(
+        failed += await finish_matching(
             session, conditions, state=DeliveryState.FAILED.value, last_error=problem, now=now
         )
     return failed
 
 
-async def _finish(
+async def finish_matching(
     session: AsyncSession,
     conditions: Sequence[ColumnElement[bool]],
     *,
@@ -420,7 +420,8 @@ async def _finish(
     last_error: str,
     now: datetime,
 ) -> list[str]:
-    """Move the deliveries matching ``conditions`` to a final ``state``; the ids moved."""
+    """Move the deliveries matching ``conditions`` to a final ``state`` (``last_error`` the
+    reason, no due time, no lease); the ids moved. One statement."""
     result = await session.execute(
         update(Delivery)
         .where(*conditions)

@@ -21,6 +21,7 @@ from hookline.domain.states import (
     values,
 )
 from hookline.storage.models import Delivery, Endpoint
+from hookline.storage.repositories.deliveries import finish_matching
 
 PARKABLE = values(PARKABLE_STATES)
 PARKED = DeliveryState.PARKED.value
@@ -42,6 +43,14 @@ async def park_deliveries(
         conditions.append(Delivery.id.in_(delivery_ids))
     if endpoint_id is not None:
         conditions.append(Delivery.endpoint_id == endpoint_id)
+    return await _park_matching(session, conditions, now=now)
+
+
+async def _park_matching(
+    session: AsyncSession, conditions: Sequence[ColumnElement[bool]], *, now: datetime
+) -> list[str]:
+    """Move the deliveries matching ``conditions`` to ``parked`` (no due time, no lease, not
+    completed); the ids moved. One statement."""
     result = await session.execute(
         update(Delivery)
         .where(*conditions)
@@ -49,6 +58,7 @@ async def park_deliveries(
             state=PARKED,
             next_attempt_at=None,
             lease_until=None,
+            completed_at=None,
             updated_at=now,
             version=Delivery.version + 1,
         )
@@ -88,22 +98,9 @@ async def fail_parked(
         conditions.append(Delivery.created_at < created_before)
     if delivery_ids is not None:
         conditions.append(Delivery.id.in_(list(delivery_ids)))
-    result = await session.execute(
-        update(Delivery)
-        .where(*conditions)
-        .values(
-            state=DeliveryState.FAILED.value,
-            next_attempt_at=None,
-            lease_until=None,
-            completed_at=now,
-            updated_at=now,
-            last_error=last_error,
-            version=Delivery.version + 1,
-        )
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
+    return await finish_matching(
+        session, conditions, state=DeliveryState.FAILED.value, last_error=last_error, now=now
     )
-    return list(result.scalars())
 
 
 async def over_parked(session: AsyncSession, *, max_parked: int) -> dict[str, int]:
@@ -173,25 +170,15 @@ async def park_unsucceeded(
     """Recover-since: the endpoint's deliveries created at or after ``created_since`` that ended
     without success (``failed`` or ``cancelled``) are parked again, to be released with the
     rest. One statement; the ids moved."""
-    result = await session.execute(
-        update(Delivery)
-        .where(
+    return await _park_matching(
+        session,
+        [
             Delivery.endpoint_id == endpoint_id,
             Delivery.created_at >= created_since,
             Delivery.state.in_((DeliveryState.FAILED.value, DeliveryState.CANCELLED.value)),
-        )
-        .values(
-            state=PARKED,
-            next_attempt_at=None,
-            lease_until=None,
-            completed_at=None,
-            updated_at=now,
-            version=Delivery.version + 1,
-        )
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
+        ],
+        now=now,
     )
-    return list(result.scalars())
 
 
 async def count_parked(session: AsyncSession, *, endpoint_id: str | None = None) -> int:
