@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -58,6 +58,7 @@ from hookline.observability.metrics import Metrics
 from hookline.observability.tracing import Span, Tracing, now_ns
 from hookline.queue.base import DelayedQueue
 from hookline.sender.client import OutboundRequest, Sender, SendResult
+from hookline.service.alert_sink import AlertSink
 from hookline.service.parking import (
     LifecyclePolicy,
     Transition,
@@ -91,43 +92,6 @@ SETTLE_RETRY_DELAYS_S: Final = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 third of the lease): long enough for a deadlock retry or a fast database restart."""
 MAX_ERROR_CHARS: Final = 1000
 """``last_error`` is cut to this many characters (an exception message can be any length)."""
-
-
-class AlertSink(Protocol):
-    """Where operator alerts of committed outcomes go (``observability.alerts``)."""
-
-    def delivery_failed(
-        self,
-        *,
-        delivery_id: str,
-        endpoint_id: str,
-        event_id: str | None,
-        reason: str,
-        error: str | None,
-        attempt: int | None = None,
-        status_code: int | None = None,
-    ) -> None: ...
-
-    def endpoint_disabled(
-        self,
-        *,
-        endpoint_id: str,
-        reason: str,
-        trigger: str,
-        cancelled_deliveries: int | None = None,
-        parked_deliveries: int | None = None,
-        fail_since: datetime | None = None,
-    ) -> None: ...
-
-    def endpoint_recovered(
-        self,
-        *,
-        endpoint_id: str,
-        status: str,
-        trigger: str,
-        fail_since: datetime | None = None,
-        parked_deliveries: int | None = None,
-    ) -> None: ...
 
 
 class UnreadableRetryConfig(ValueError):
@@ -365,13 +329,11 @@ class DeliveryService:
                     prepared.complete.append(delivery.id)
                 elif delivery.next_attempt_at > now:
                     prepared.reschedule.append((delivery.id, delivery.next_attempt_at))
-                elif row.endpoint.deleted_at is not None or not receives_now(row.endpoint.status):
-                    if row.endpoint.deleted_at is None and parks(
-                        row.endpoint.status, row.endpoint.disabled_reason
-                    ):
-                        to_park.append(delivery.id)
-                    else:
-                        inactive.append(delivery.id)
+                elif row.endpoint.deleted_at is not None:
+                    inactive.append(delivery.id)
+                elif not receives_now(row.endpoint.status):
+                    parking = parks(row.endpoint.status, row.endpoint.disabled_reason)
+                    (to_park if parking else inactive).append(delivery.id)
                 elif admit is not None and not admit(row.endpoint.id):
                     prepared.busy.append((delivery.id, row.endpoint.id))
                 else:
@@ -414,8 +376,6 @@ class DeliveryService:
         delivery, endpoint = row.delivery, row.endpoint
         attempt_number = delivery.attempt_number + 1
         config = effective_retry_config(endpoint)
-        if row.event_created_at is None:
-            raise ValueError(f"event {row.event_id} has no created_at to put in its envelope")
         body = message_body(
             payload_format=endpoint.payload_format,
             event_type=row.event_type,
@@ -877,7 +837,7 @@ class DeliveryService:
         window), or feed a recovering endpoint's slow start (which may park it again); the
         transition to report once committed, if this call made one."""
         if fold.recovering and fold.gone is None:
-            reparked = await record_answers_in(
+            return await record_answers_in(
                 session,
                 endpoint_id=endpoint_id,
                 successes=fold.successes,
@@ -887,7 +847,6 @@ class DeliveryService:
                 policy=self._lifecycle,
                 rng=self._rng,
             )
-            return reparked
         reason: DisabledReason | None = fold.gone
         if reason is None and should_disable(
             failing_since=failing_since, now=now, window_s=self._failure_window_s
@@ -895,7 +854,7 @@ class DeliveryService:
             reason = DisabledReason.FAILING
         if reason is None:
             return None
-        disabled = await disable_in(
+        return await disable_in(
             session,
             endpoint_id=endpoint_id,
             reason=reason,
@@ -906,7 +865,6 @@ class DeliveryService:
             from_statuses=(EndpointStatus.ACTIVE.value, EndpointStatus.RECOVERING.value),
             fail_since=failing_since,
         )
-        return disabled
 
 
 @dataclass(slots=True)

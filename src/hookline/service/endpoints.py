@@ -32,7 +32,8 @@ from hookline.errors import Conflict, NotFound
 from hookline.observability.logging import get_logger
 from hookline.observability.metrics import Metrics
 from hookline.queue.base import DelayedQueue
-from hookline.service.delivery import AlertSink, UnreadableRetryConfig, effective_retry_config
+from hookline.service.alert_sink import AlertSink
+from hookline.service.delivery import UnreadableRetryConfig, effective_retry_config
 from hookline.service.destinations import DestinationVetter
 from hookline.service.pagination import Page, decode_cursor, page_of
 from hookline.service.parking import (
@@ -490,11 +491,10 @@ class EndpointService:
                     completed_since=disabled_at,
                     last_error=deliveries_repo.ENDPOINT_DISABLED,
                 )
+            # (its UPDATE ... RETURNING refreshes ``endpoint`` itself: no read after it)
             transition = await recover_in(
                 session, endpoint=endpoint, trigger="manual", now=now, policy=self._lifecycle
             )
-            if transition is not None:
-                endpoint = await _load(session, endpoint_id)
         if replayed:
             # Committed first: if this fails, the sweeper finds them due in SQL.
             await self._queue.add_missing([(delivery_id, now) for delivery_id in replayed])

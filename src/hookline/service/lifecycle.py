@@ -39,17 +39,19 @@ from hookline.errors import Conflict, NotFound
 from hookline.observability.logging import get_logger
 from hookline.observability.metrics import Metrics
 from hookline.queue.base import DelayedQueue
-from hookline.service.delivery import AlertSink
+from hookline.service.alert_sink import AlertSink
 from hookline.service.endpoint_sends import EndpointSendOutcome, EndpointSends
 from hookline.service.parking import (
     PARKED_OVERFLOW,
     LifecyclePolicy,
     Transition,
     TransitionReporter,
+    Trigger,
     finish_recovery_in,
     lifecycle_of,
     recover_in,
 )
+from hookline.storage.repositories import endpoints as endpoints_repo
 from hookline.storage.repositories import lifecycle as repo
 
 log = get_logger("hookline.lifecycle")
@@ -149,15 +151,14 @@ class LifecycleService:
         """Probe every endpoint whose probe is due; (probes sent, endpoints now healthy)."""
         now = self._clock.now()
         async with self._sessions.begin() as session:
-            claimed = await repo.claim_due_probes(
+            ids = await repo.claim_due_probes(
                 session,
                 now=now,
                 lease_until=now + timedelta(seconds=self._probe_lease_s),
                 limit=PROBES_PER_ROUND,
             )
-        if not claimed:
+        if not ids:
             return 0, 0
-        ids = [endpoint.id for endpoint in claimed]
         outcomes = await asyncio.gather(
             *(self._probe(endpoint_id, trigger="automatic") for endpoint_id in ids),
             return_exceptions=True,
@@ -187,9 +188,9 @@ class LifecycleService:
             raise Conflict("only a disabled webhook can be probed; this one is not disabled")
         return outcome
 
-    async def _probe(self, endpoint_id: str, *, trigger: str) -> ProbeOutcome | None:
+    async def _probe(self, endpoint_id: str, *, trigger: Trigger) -> ProbeOutcome | None:
         async with self._sessions() as session:
-            endpoint = await repo.lock_endpoint(session, endpoint_id=endpoint_id)
+            endpoint = await endpoints_repo.get_endpoint(session, endpoint_id=endpoint_id)
             if endpoint is None:
                 raise NotFound("webhook", endpoint_id)
             if endpoint.status != EndpointStatus.DISABLED:
@@ -202,7 +203,9 @@ class LifecycleService:
         now = self._clock.now()
         transition: Transition | None = None
         async with self._sessions.begin() as session:
-            endpoint = await repo.lock_endpoint(session, endpoint_id=endpoint_id)
+            endpoint = await endpoints_repo.get_endpoint(
+                session, endpoint_id=endpoint_id, for_update=True
+            )
             if endpoint is None or endpoint.status != EndpointStatus.DISABLED:
                 # enabled or deleted while the probe ran: nothing to count it towards
                 status = EndpointStatus.ACTIVE.value if endpoint is None else endpoint.status
@@ -217,7 +220,7 @@ class LifecycleService:
                 transition = await recover_in(
                     session,
                     endpoint=endpoint,
-                    trigger="manual" if trigger == "manual" else "automatic",
+                    trigger=trigger,
                     now=now,
                     policy=self._policy,
                 )
@@ -268,7 +271,9 @@ class LifecycleService:
         now = self._clock.now()
         transition: Transition | None = None
         async with self._sessions.begin() as session:
-            endpoint = await repo.lock_endpoint(session, endpoint_id=endpoint_id)
+            endpoint = await endpoints_repo.get_endpoint(
+                session, endpoint_id=endpoint_id, for_update=True
+            )
             if endpoint is None or endpoint.status != EndpointStatus.RECOVERING:
                 return 0, None
             parked = await repo.count_parked(session, endpoint_id=endpoint_id)

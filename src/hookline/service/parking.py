@@ -37,9 +37,11 @@ from hookline.domain.states import (
 )
 from hookline.observability.logging import get_logger
 from hookline.observability.metrics import Metrics
+from hookline.service.alert_sink import AlertSink
 from hookline.settings import Settings
 from hookline.storage.models import Endpoint
 from hookline.storage.repositories import deliveries as deliveries_repo
+from hookline.storage.repositories import endpoints as endpoints_repo
 from hookline.storage.repositories import lifecycle as repo
 
 log = get_logger("hookline.lifecycle")
@@ -256,7 +258,7 @@ async def record_answers_in(
     """Fold answers from a recovering endpoint into its bucket (the row is locked); after
     ``max_failures`` failures in a row, disable it as ``failing`` again (its queued deliveries
     park behind the rest, probing starts over). The re-park, if any."""
-    endpoint = await repo.lock_endpoint(session, endpoint_id=endpoint_id)
+    endpoint = await endpoints_repo.get_endpoint(session, endpoint_id=endpoint_id, for_update=True)
     if endpoint is None or endpoint.status != EndpointStatus.RECOVERING:
         return None
     state = lifecycle_of(endpoint)
@@ -287,8 +289,7 @@ async def record_answers_in(
 class TransitionReporter:
     """The operator event of a committed transition: log line, metric, alert."""
 
-    def __init__(self, *, metrics: Metrics | None, alerts: Any | None) -> None:
-        """``alerts``: an ``AlertSink`` (``service.delivery``), or None."""
+    def __init__(self, *, metrics: Metrics | None, alerts: AlertSink | None) -> None:
         self._metrics = metrics
         self._alerts = alerts
 

@@ -14,7 +14,7 @@ from hookline.observability.logging import get_logger
 from hookline.runtime import Runtime
 from hookline.service.health import LoopHealth
 from hookline.service.lifecycle import LifecycleReport, LifecycleService
-from hookline.worker.loops import run_passes
+from hookline.worker.loops import run_every
 
 log = get_logger("hookline.lifecycle")
 
@@ -24,7 +24,7 @@ LOOP_NAME: Final = "lifecycle"
 
 class LifecycleLoop:
     """A ``LifecycleService`` round every ``interval_s`` until stopped; a failed round is logged
-    with its traceback and the next waits longer (``loops.run_passes``)."""
+    with its traceback and the next waits longer (``loops.run_every``)."""
 
     def __init__(self, *, service: LifecycleService, runtime: Runtime, interval_s: float) -> None:
         self._service = service
@@ -44,18 +44,13 @@ class LifecycleLoop:
         return await self._service.run_once()
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._loops.starting(LOOP_NAME)
-        try:
-            await run_passes(
-                self.run_once,
-                stop=stop,
-                clock=self._clock,
-                log=log,
-                event="lifecycle.round_failed",
-                loops=self._loops,
-                loop=LOOP_NAME,
-                pause_s=self._interval_s,
-                pause_after_success=True,
-            )
-        finally:
-            self._loops.stopped(LOOP_NAME)
+        await run_every(
+            self.run_once,
+            interval_s=self._interval_s,
+            stop=stop,
+            clock=self._clock,
+            log=log,
+            event="lifecycle.round_failed",
+            loops=self._loops,
+            loop=LOOP_NAME,
+        )

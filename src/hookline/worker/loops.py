@@ -86,3 +86,35 @@ async def run_passes(
             )
         if pause > 0:
             await first_of(stop.wait(), clock.sleep(pause))
+
+
+async def run_every(
+    step: Callable[[], Awaitable[object]],
+    *,
+    interval_s: float,
+    stop: asyncio.Event,
+    clock: Clock,
+    log: BoundLogger,
+    event: str,
+    loops: LoopHealth,
+    loop: str,
+) -> None:
+    """A periodic loop (the sweeper, the lifecycle loop): ``step`` every ``interval_s`` until
+    ``stop`` is set, ``loop`` reported starting, then running or failing (``run_passes``: a
+    failed pass is logged with its traceback and the next waits longer), and stopped at the
+    end however it ends."""
+    loops.starting(loop)
+    try:
+        await run_passes(
+            step,
+            stop=stop,
+            clock=clock,
+            log=log,
+            event=event,
+            loops=loops,
+            loop=loop,
+            pause_s=interval_s,
+            pause_after_success=True,
+        )
+    finally:
+        loops.stopped(loop)

@@ -25,7 +25,7 @@ from hookline.queue.base import DelayedQueue
 from hookline.runtime import Runtime
 from hookline.service.health import LoopHealth
 from hookline.storage.repositories import deliveries as repo
-from hookline.worker.loops import run_passes
+from hookline.worker.loops import run_every
 
 log = get_logger("hookline.sweeper")
 
@@ -102,21 +102,16 @@ class Sweeper:
         """A pass every ``interval_s`` until ``stop`` is set. A pass that fails, for any reason,
         is logged with its traceback and the next one waits longer (up to
         ``loops.ERROR_BACKOFF_MAX_S``); ``LoopHealth`` says failing until a pass succeeds again."""
-        self._loops.starting(LOOP_NAME)
-        try:
-            await run_passes(
-                self.run_once,
-                stop=stop,
-                clock=self._clock,
-                log=log,
-                event="sweeper.pass_failed",
-                loops=self._loops,
-                loop=LOOP_NAME,
-                pause_s=self._interval_s,
-                pause_after_success=True,
-            )
-        finally:
-            self._loops.stopped(LOOP_NAME)
+        await run_every(
+            self.run_once,
+            interval_s=self._interval_s,
+            stop=stop,
+            clock=self._clock,
+            log=log,
+            event="sweeper.pass_failed",
+            loops=self._loops,
+            loop=LOOP_NAME,
+        )
 
     async def _recover_leases(self) -> int:
         total = 0

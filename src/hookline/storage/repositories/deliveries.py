@@ -74,10 +74,10 @@ class TargetEndpoint:
     previous_secret_expires_at: datetime | None
     retry_config: dict[str, Any] | None
     trace_propagation: bool | None
-    disabled_reason: str | None = None
-    payload_format: str = "envelope"
+    disabled_reason: str | None
+    payload_format: str
     """``envelope`` (Standard Webhooks ``{"type", "timestamp", "data"}``) or ``raw``."""
-    rate_limit_per_s: float | None = None
+    rate_limit_per_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +87,12 @@ class AttemptRow:
 
     delivery: ClaimedDelivery
     event_id: str
+    event_type: str
+    event_created_at: datetime
     payload: str
     endpoint: TargetEndpoint
     trace_context: str | None = None
     """The publish's W3C ``traceparent`` (stored only while tracing is on)."""
-    event_type: str = ""
-    event_created_at: datetime | None = None
 
 
 _D: Final = cast(Table, Delivery.__table__)
@@ -157,11 +157,11 @@ async def load_for_attempt(
         AttemptRow(
             delivery=ClaimedDelivery(*row[0:6]),
             event_id=row[6],
+            event_type=row[22],
+            event_created_at=row[23],
             payload=row[7],
             endpoint=TargetEndpoint(*row[8:21]),
             trace_context=row[21],
-            event_type=row[22],
-            event_created_at=row[23],
         )
         for row in result.tuples()
     ]
@@ -612,32 +612,6 @@ async def record_endpoint_results(
         ).decode()
         result = await session.execute(_HEALTH_SQLITE, {"results": document})
     return dict(result.tuples().all())
-
-
-async def disable_endpoint(
-    session: AsyncSession,
-    *,
-    endpoint_id: str,
-    reason: str,
-    now: datetime,
-) -> bool:
-    """Disable an endpoint if it is active; True if this call disabled it.
-
-    One conditional statement, so two workers deciding at once disable it once.
-    """
-    conditions = [Endpoint.id == endpoint_id, Endpoint.status == EndpointStatus.ACTIVE.value]
-    result = await session.execute(
-        update(Endpoint)
-        .where(*conditions)
-        .values(
-            status=EndpointStatus.DISABLED.value,
-            disabled_reason=reason,
-            disabled_at=now,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def queued_ids(

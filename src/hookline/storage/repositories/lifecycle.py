@@ -222,10 +222,10 @@ async def set_endpoint_state(
 
 async def claim_due_probes(
     session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
-) -> list[Endpoint]:
+) -> list[str]:
     """Endpoints disabled as ``failing``, probing on, whose probe is due (or was never planned),
     claimed by moving their ``probe_next_at`` to ``lease_until`` (so no other process probes
-    them meanwhile; the caller sets the real next time after the probe)."""
+    them meanwhile; the caller sets the real next time after the probe). Their ids."""
     due = (
         select(_E.id)
         .where(
@@ -249,7 +249,7 @@ async def claim_due_probes(
             or_(_E.probe_next_at.is_(None), _E.probe_next_at <= now),
         )
         .values(probe_next_at=lease_until)
-        .returning(_E)
+        .returning(_E.id)
         .execution_options(synchronize_session=False)
     )
     return list(result.scalars())
@@ -264,11 +264,3 @@ async def recovering_endpoints(session: AsyncSession, *, limit: int) -> list[str
         .limit(limit)
     )
     return list(rows.scalars())
-
-
-async def lock_endpoint(session: AsyncSession, *, endpoint_id: str) -> Endpoint | None:
-    """The endpoint row, locked for this transaction (``FOR UPDATE`` on PostgreSQL)."""
-    result = await session.execute(
-        select(_E).where(_E.id == endpoint_id, _E.deleted_at.is_(None)).with_for_update()
-    )
-    return result.scalars().one_or_none()
