@@ -30,7 +30,7 @@ from typing import Final, Protocol
 import redis.asyncio as aioredis
 
 from hookline.queue.keys import QueueKeys
-from hookline.queue.redis_queue import _mapped_errors, _script_source, to_ms
+from hookline.queue.redis_queue import mapped_errors, script_source, to_ms
 
 BUCKET_MIN_IDLE_MS: Final = 60_000
 """Least time an unused bucket is kept (longer when it takes longer to fill up again): a key
@@ -117,7 +117,7 @@ class RedisRateLimiter:
         self._client = client
         self._keys = keys
         self._min_idle_ms = min_idle_ms
-        self._take = client.register_script(_script_source("rate_limit"))
+        self._take = client.register_script(script_source("rate_limit"))
 
     async def take(self, requests: Sequence[TokenRequest], *, now: datetime) -> list[TokenGrant]:
         if not requests:
@@ -125,7 +125,7 @@ class RedisRateLimiter:
         args: list[int | float] = [to_ms(now), self._min_idle_ms]
         for request in requests:
             args += [request.rate_per_s, request.count]
-        with _mapped_errors("rate limit"):
+        with mapped_errors("rate limit"):
             answer: list[int] = await self._take(
                 keys=[self._keys.rate_bucket(r.endpoint_id) for r in requests], args=args
             )

@@ -48,13 +48,15 @@ def _as_str(member: bytes | str) -> str:
 
 
 @functools.cache
-def _script_source(name: str) -> str:
+def script_source(name: str) -> str:
     """The text of ``queue/lua/{name}.lua``, read from the installed package."""
     return resources.files("hookline.queue").joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
 @contextmanager
-def _mapped_errors(action: str) -> Iterator[None]:
+def mapped_errors(action: str) -> Iterator[None]:
+    """Redis being unreachable, as ``Unavailable`` naming ``action`` (the queue and the rate
+    limiter share it)."""
     try:
         yield
     except _UNREACHABLE as exc:
@@ -74,12 +76,12 @@ class RedisQueue:
         self._key_pair = [keys.due, keys.inflight]
         self._owns_client = owns_client
         self._closed = False
-        self._claim = client.register_script(_script_source("claim"))
-        self._schedule = client.register_script(_script_source("schedule"))
-        self._release = client.register_script(_script_source("release"))
-        self._extend = client.register_script(_script_source("extend"))
-        self._recover = client.register_script(_script_source("recover"))
-        self._add_missing = client.register_script(_script_source("add_missing"))
+        self._claim = client.register_script(script_source("claim"))
+        self._schedule = client.register_script(script_source("schedule"))
+        self._release = client.register_script(script_source("release"))
+        self._extend = client.register_script(script_source("extend"))
+        self._recover = client.register_script(script_source("recover"))
+        self._add_missing = client.register_script(script_source("add_missing"))
 
     @classmethod
     def from_url(
@@ -114,7 +116,7 @@ class RedisQueue:
         args: list[str | int] = []
         for delivery_id, due_at in items:
             args += [to_ms(due_at), delivery_id]
-        with _mapped_errors("schedule"):
+        with mapped_errors("schedule"):
             await self._schedule(keys=self._key_pair, args=args)
 
     async def get_due_retries(self, *, now: datetime, limit: int, lease_s: float) -> list[str]:
@@ -122,7 +124,7 @@ class RedisQueue:
         deadline_ms = now_ms + _lease_ms(lease_s)
         if limit <= 0:
             return []
-        with _mapped_errors("claim"):
+        with mapped_errors("claim"):
             claimed: list[bytes | str] = await self._claim(
                 keys=self._key_pair, args=[now_ms, limit, deadline_ms]
             )
@@ -134,11 +136,11 @@ class RedisQueue:
         deadline_ms = to_ms(now) + _lease_ms(lease_s)
         if not delivery_ids:
             return
-        with _mapped_errors("extend lease"):
+        with mapped_errors("extend lease"):
             await self._extend(keys=self._key_pair, args=[deadline_ms, *delivery_ids])
 
     async def next_due(self) -> datetime | None:
-        with _mapped_errors("next due"):
+        with mapped_errors("next due"):
             first: list[Any] = await self._client.zrange(self._keys.due, 0, 0, withscores=True)
         if not first:
             return None
@@ -148,13 +150,13 @@ class RedisQueue:
     async def complete_retry(self, delivery_ids: Sequence[str]) -> None:
         if not delivery_ids:
             return
-        with _mapped_errors("complete"):
+        with mapped_errors("complete"):
             await self._client.zrem(self._keys.inflight, *delivery_ids)
 
     async def discard(self, delivery_ids: Sequence[str]) -> None:
         if not delivery_ids:
             return
-        with _mapped_errors("discard"):
+        with mapped_errors("discard"):
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.zrem(self._keys.due, *delivery_ids)
                 pipe.zrem(self._keys.inflight, *delivery_ids)
@@ -164,14 +166,14 @@ class RedisQueue:
         due_ms = to_ms(due_at)
         if not delivery_ids:
             return
-        with _mapped_errors("release"):
+        with mapped_errors("release"):
             await self._release(keys=self._key_pair, args=[due_ms, *delivery_ids])
 
     async def recover_expired(self, *, now: datetime, limit: int = 1000) -> int:
         now_ms = to_ms(now)
         if limit <= 0:
             return 0
-        with _mapped_errors("recover"):
+        with mapped_errors("recover"):
             recovered: int = await self._recover(keys=self._key_pair, args=[now_ms, limit])
         return int(recovered)
 
@@ -179,7 +181,7 @@ class RedisQueue:
         if not items:
             return 0
         added = 0
-        with _mapped_errors("add missing"):
+        with mapped_errors("add missing"):
             for start in range(0, len(items), ADD_MISSING_BATCH):
                 args: list[str | int] = []
                 for delivery_id, due_at in items[start : start + ADD_MISSING_BATCH]:
@@ -188,7 +190,7 @@ class RedisQueue:
         return added
 
     async def depth(self) -> int:
-        with _mapped_errors("depth"):
+        with mapped_errors("depth"):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.zcard(self._keys.due)
                 pipe.zcard(self._keys.inflight)
@@ -196,7 +198,7 @@ class RedisQueue:
         return int(due) + int(inflight)
 
     async def ping(self) -> None:
-        with _mapped_errors("ping"):
+        with mapped_errors("ping"):
             await self._client.ping()
 
     async def close(self) -> None:
