@@ -329,7 +329,7 @@ class EventWriter:
         rows = _Rows()
         async with self._writing() as connection:
             stored = await repo.find_by_idempotency_keys(connection, idempotency_keys=keys)
-            subscriptions = await repo.active_subscriptions(connection)
+            subscriptions = await repo.subscriptions(connection)
             subscribers: dict[str, list[repo.Subscription]] = {}
             first_with_key: dict[str, PendingEvent] = {}
             for item in group:
@@ -342,11 +342,11 @@ class EventWriter:
                         outcomes.append(first_with_key[key])  # resolved below, after the first
                         continue
                     first_with_key[key] = item
-                endpoint_ids = subscribers.get(item.event_type)
-                if endpoint_ids is None:
-                    endpoint_ids = repo.subscribers(subscriptions, item.event_type)
-                    subscribers[item.event_type] = endpoint_ids
-                outcomes.append(_new_event(item, endpoint_ids, now, rows))
+                targets = subscribers.get(item.event_type)
+                if targets is None:
+                    targets = repo.subscribers(subscriptions, item.event_type)
+                    subscribers[item.event_type] = targets
+                outcomes.append(_new_event(item, targets, now, rows))
             await repo.insert_events(connection, events=rows.events, deliveries=rows.deliveries)
         created = {
             item.idempotency_key: outcome
@@ -391,9 +391,9 @@ class EventWriter:
         rows = _Rows()
         try:
             async with self._writing() as connection:
-                subscriptions = await repo.active_subscriptions(connection)
-                endpoint_ids = repo.subscribers(subscriptions, item.event_type)
-                result = _new_event(item, endpoint_ids, now, rows)
+                subscriptions = await repo.subscriptions(connection)
+                targets = repo.subscribers(subscriptions, item.event_type)
+                result = _new_event(item, targets, now, rows)
                 await repo.insert_events(connection, events=rows.events, deliveries=rows.deliveries)
         except IntegrityError:
             if key is None:
@@ -480,7 +480,7 @@ def _canonical(value: Any) -> bytes:
 
 
 def _new_event(
-    item: PendingEvent, endpoint_ids: list[repo.Subscription], now: datetime, rows: _Rows
+    item: PendingEvent, targets: list[repo.Subscription], now: datetime, rows: _Rows
 ) -> PublishResult:
     """A new event of ``item`` with one delivery per endpoint, added to ``rows``: ``pending``,
     or ``parked`` where the endpoint is disabled (not gone) or recovering."""
@@ -500,7 +500,7 @@ def _new_event(
             _PARKED if found.parks else _PENDING,
             now,
         )
-        for found in endpoint_ids
+        for found in targets
     ]
     rows.events.append(event)
     rows.deliveries.extend(deliveries)

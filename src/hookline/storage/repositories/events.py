@@ -1,8 +1,9 @@
 """SQL of publishing: idempotency look-ups, subscriber matching, event + fan-out inserts.
 
 Publishing writes in groups (``service.event_writer``): whatever the size of a group, it costs one
-look-up of the active endpoints, at most two look-ups of idempotency keys (events, then their
-deliveries) and one insert of events and deliveries. That path runs on an ``AsyncConnection``
+look-up of the endpoints (active ones, and disabled or recovering ones, which park), at most two
+look-ups of idempotency keys (events, then their deliveries) and one insert of events and
+deliveries. That path runs on an ``AsyncConnection``
 with Core statements built once (no unit of work, no ORM objects: rows in, ``EventRow`` and
 ``DeliveryRow`` out); ``find_by_idempotency_key`` takes a session like the other repositories.
 """
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hookline.domain.event_types import subscribed
-from hookline.domain.states import DeliveryState, EndpointStatus, parks, receives
+from hookline.domain.states import DeliveryState, parks, receives
 from hookline.storage.models import Delivery, Endpoint, Event
 from hookline.storage.repositories._sql import one_of
 from hookline.storage.types import UtcDateTime
@@ -66,23 +67,14 @@ _PARKED: Final = DeliveryState.PARKED.value
 _EVENTS: Final = cast(Table, Event.__table__)
 _DELIVERIES: Final = cast(Table, Delivery.__table__)
 _ENDPOINTS: Final = cast(Table, Endpoint.__table__)
-_ACTIVE_SUBSCRIPTIONS: Final = (
+_SUBSCRIPTIONS: Final = (
     select(
         _ENDPOINTS.c.id,
         _ENDPOINTS.c.event_types,
         _ENDPOINTS.c.status,
         _ENDPOINTS.c.disabled_reason,
     )
-    .where(
-        _ENDPOINTS.c.status.in_(
-            (
-                EndpointStatus.ACTIVE.value,
-                EndpointStatus.DISABLED.value,
-                EndpointStatus.RECOVERING.value,
-            )
-        ),
-        _ENDPOINTS.c.deleted_at.is_(None),
-    )
+    .where(_ENDPOINTS.c.deleted_at.is_(None))
     .order_by(_ENDPOINTS.c.id)
 )
 _EVENT_COLUMNS: Final = tuple(_EVENTS.c[name] for name in EventRow._fields)
@@ -215,10 +207,10 @@ class Subscription(NamedTuple):
     """Disabled for a reason that parks, or recovering: its new deliveries are ``parked``."""
 
 
-async def active_subscriptions(connection: AsyncConnection) -> list[Subscription]:
+async def subscriptions(connection: AsyncConnection) -> list[Subscription]:
     """Every undeleted endpoint that receives deliveries (``domain.states.receives``: all but
     ``gone`` ones), by id; match an event type against them with ``subscribers``."""
-    rows = await connection.execute(_ACTIVE_SUBSCRIPTIONS)
+    rows = await connection.execute(_SUBSCRIPTIONS)
     return [
         Subscription(endpoint_id, event_types, parks(status, reason))
         for endpoint_id, event_types, status, reason in rows.tuples()
