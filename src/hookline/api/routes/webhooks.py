@@ -24,9 +24,9 @@ from hookline.api.schemas import (
     WebhookIn,
     WebhookOut,
     WebhookPatch,
+    WebhookSendResult,
     WebhookStatsOut,
 )
-from hookline.api.schemas.webhooks import WebhookSendResult
 from hookline.domain.states import EndpointStatus
 from hookline.service.endpoints import EndpointChanges, EndpointService
 from hookline.storage.models import Endpoint

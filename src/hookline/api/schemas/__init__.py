@@ -25,6 +25,7 @@ from hookline.api.schemas.webhooks import (
     WebhookIn,
     WebhookOut,
     WebhookPatch,
+    WebhookSendResult,
 )
 
 __all__ = [
@@ -51,5 +52,6 @@ __all__ = [
     "WebhookIn",
     "WebhookOut",
     "WebhookPatch",
+    "WebhookSendResult",
     "WebhookStatsOut",
 ]
