@@ -34,6 +34,7 @@ from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from hookline.clock import Clock, SystemClock
+from hookline.domain.signing import verify
 
 STREAM_CHUNK_BYTES = 64 * 1024
 """Size of each write when a behaviour streams a large or endless body."""
@@ -63,6 +64,18 @@ class RecordedRequest:
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.body)
+
+    def signed_by(self, secret: str, *, now_s: float) -> bool:
+        """Whether its Standard Webhooks headers carry ``secret``'s signature of its body,
+        with a ``webhook-timestamp`` within the tolerance of ``now_s``."""
+        return verify(
+            secret=secret,
+            msg_id=self.headers["webhook-id"],
+            timestamp=int(self.headers["webhook-timestamp"]),
+            body=self.body,
+            signature_header=self.headers["webhook-signature"],
+            now_s=now_s,
+        )
 
 
 @dataclass(slots=True)

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hookline.domain.signing import verify
 from hookline.storage.models import DeliveryAttempt
 from tests.integration.api.helpers import UNKNOWN, Api, assert_error, is_id, iso
 from tests.receiver import Receiver, RecordedRequest
@@ -42,14 +41,7 @@ async def _webhook(api: Api, receiver: Receiver, path: str = "/hook") -> tuple[s
 
 
 def _verifies(request: RecordedRequest, secret: str, api: Api) -> bool:
-    return verify(
-        secret=secret,
-        msg_id=request.headers["webhook-id"],
-        timestamp=int(request.headers["webhook-timestamp"]),
-        body=request.body,
-        signature_header=request.headers["webhook-signature"],
-        now_s=api.clock.now().timestamp(),
-    )
+    return request.signed_by(secret, now_s=api.clock.now().timestamp())
 
 
 async def _attempts(api: Api, webhook_id: str) -> list[DeliveryAttempt]:

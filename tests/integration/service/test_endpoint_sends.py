@@ -18,7 +18,6 @@ from structlog.testing import capture_logs
 
 from hookline import ids
 from hookline.domain.envelope import rfc3339
-from hookline.domain.signing import verify
 from hookline.errors import Conflict, NotFound
 from hookline.sender.client import OutboundRequest, SendResult
 from hookline.service.endpoint_sends import SendTrigger
@@ -41,14 +40,7 @@ def closed_port() -> Iterator[int]:
 
 
 def _verifies(request: RecordedRequest, secret: str, harness: Harness) -> bool:
-    return verify(
-        secret=secret,
-        msg_id=request.headers["webhook-id"],
-        timestamp=int(request.headers["webhook-timestamp"]),
-        body=request.body,
-        signature_header=request.headers["webhook-signature"],
-        now_s=harness.clock.now().timestamp(),
-    )
+    return request.signed_by(secret, now_s=harness.clock.now().timestamp())
 
 
 async def _attempts(harness: Harness, endpoint_id: str) -> list[DeliveryAttempt]:

@@ -6,21 +6,13 @@ from __future__ import annotations
 from structlog.testing import capture_logs
 
 from hookline.domain.retry_config import RetryConfig
-from hookline.domain.signing import verify
 from hookline.domain.states import DisabledReason
 from tests.integration.conftest import Harness
 from tests.receiver import RecordedRequest
 
 
 def signed_by(secret: str, request: RecordedRequest, *, now_s: float) -> bool:
-    return verify(
-        secret=secret,
-        msg_id=request.headers["webhook-id"],
-        timestamp=int(request.headers["webhook-timestamp"]),
-        body=request.body,
-        signature_header=request.headers["webhook-signature"],
-        now_s=now_s,
-    )
+    return request.signed_by(secret, now_s=now_s)
 
 
 async def test_disable_parks_and_enable_releases_them_through_the_slow_start(
