@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hookline.storage.models import DeliveryAttempt
+from hookline.storage.repositories.deliveries import insert_attempts
 
 
 async def insert_endpoint_attempt(
@@ -28,22 +29,26 @@ async def insert_endpoint_attempt(
     error: str | None,
     response_body: str | None,
 ) -> None:
-    """Record one attempt of endpoint ``endpoint_id`` (one statement, the caller's transaction)."""
-    await session.execute(
-        insert(DeliveryAttempt).values(
-            id=attempt_id,
-            delivery_id=None,
-            endpoint_id=endpoint_id,
-            trigger=trigger,
-            attempt_number=attempt_number,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            status_code=status_code,
-            error=error,
-            retryable=False,
-            response_body=response_body,
-            next_delay=None,
-        )
+    """Record one attempt of endpoint ``endpoint_id`` (one statement, the caller's transaction;
+    the same insert as a delivery's attempts)."""
+    await insert_attempts(
+        session,
+        rows=[
+            {
+                "id": attempt_id,
+                "delivery_id": None,
+                "endpoint_id": endpoint_id,
+                "trigger": trigger,
+                "attempt_number": attempt_number,
+                "started_at": started_at,
+                "duration_ms": duration_ms,
+                "status_code": status_code,
+                "error": error,
+                "retryable": False,
+                "response_body": response_body,
+                "next_delay": None,
+            }
+        ],
     )
 
 
